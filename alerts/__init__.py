@@ -1,0 +1,1 @@
+"""Threshold alerts (not yet built; see the alerts issue)."""

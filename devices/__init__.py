@@ -1,0 +1,1 @@
+"""Device registry and device profiles: pure decoders from (topic, payload, device config) to readings."""

@@ -1,0 +1,113 @@
+"""Value objects shared by the device profiles, the registry and the NGSI-LD mapping.
+
+Everything here is immutable and free of I/O: profiles are pure functions from
+(topic, payload bytes, device config) to a :class:`Decoded` result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Protocol
+
+#: A reading's value: numbers go to the numeric column, everything else is stored as JSON.
+Value = float | int | str | bool | dict[str, Any] | list[Any] | None
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeMapping:
+    """How one payload key becomes an NGSI-LD attribute (IoT Agent `object_id` → `name`)."""
+
+    source: str
+    name: str
+    unit_code: str | None = None
+    #: IoT Agent attribute type (Number, Text, Boolean, ...) or NGSI-LD type; informative.
+    type: str = "Property"
+    #: Multiplier applied to numeric values (e.g. 0.001 for mV → V).
+    scale: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    """A registered device, resolved with the settings of its group (device model)."""
+
+    device_id: str
+    profile: str
+    tenant: str = ""
+    model: str | None = None
+    #: Entity type for profiles that do not decide it themselves (iotagent-json, ttn-v3).
+    entity_type: str | None = None
+    #: Local part of the entity id; the device id when not given.
+    entity_name: str | None = None
+    #: (longitude, latitude) in WGS84.
+    location: tuple[float, float] | None = None
+    #: Payload key → attribute mapping.
+    attributes: Mapping[str, AttributeMapping] = field(default=EMPTY)
+    #: Properties added to every entity of the device (IoT Agent static attributes).
+    static_attributes: Mapping[str, Any] = field(default=EMPTY)
+    apikey: str | None = None
+
+    @property
+    def entity_key(self) -> str:
+        """The local part used in the ids of the entities this device feeds."""
+        return self.entity_name or self.device_id
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One observed value of one attribute of one entity."""
+
+    entity_type: str
+    entity_key: str
+    attribute: str
+    value: Value
+    observed_at: datetime
+    unit_code: str | None = None
+    dataset_id: str | None = None
+
+
+EntityRef = tuple[str, str]
+"""(entity type, entity key): identifies an entity before its URN is built."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """What a profile makes of one message."""
+
+    readings: list[Reading]
+    #: Context properties per entity (location as GeoJSON, itemType, laneDirection, name, ...);
+    #: these describe the entity rather than an observation and are not kept as history.
+    entity_properties: Mapping[EntityRef, Mapping[str, Any]] = field(default=EMPTY)
+    #: Properties of the Device entity itself (batteryLevel, rssi, location, gateway metadata).
+    device_properties: Mapping[str, Any] = field(default=EMPTY)
+    #: Observation time of the message as a whole (used for the Device entity).
+    observed_at: datetime | None = None
+
+
+class DecodeError(ValueError):
+    """A payload that cannot be turned into readings; `reason` is a short stable code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class Profile(Protocol):
+    """A payload family: which topics it listens on and how it decodes them."""
+
+    name: str
+    #: Default MQTT topic filters for this profile.
+    topic_filters: tuple[str, ...]
+
+    def device_key(self, topic: str) -> str | None:
+        """The external device key carried by `topic`, or None if the topic is not ours."""
+        ...
+
+    def decode(self, topic: str, payload: bytes, device: DeviceConfig) -> Decoded:
+        """Decode one message; raise DecodeError for anything that is not a valid payload."""
+        ...

@@ -1,0 +1,1 @@
+"""Payload families, one module each; see devices.profiles.registry for the list."""

@@ -1,0 +1,1 @@
+"""Feeds for route planners (not yet built; see the feeds issue)."""

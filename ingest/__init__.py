@@ -1,0 +1,1 @@
+"""Ingest: MQTT consumption, batching, acknowledgement, back-pressure and the worker process."""
