@@ -58,6 +58,28 @@ class DeviceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceGroup:
+    """A device model (IoT Agent "service group"): settings shared by many devices.
+
+    A group matches every device key that starts with `key_prefix` (for example the TTN
+    application `"city-air/"` or the IoT Agent apikey `"4jggokgpepnvsb2uv4s40d59ov/"`).
+    With `autoprovision`, a device that is not registered but matches is accepted with
+    the group's settings and its device id taken from the rest of the key.
+    """
+
+    name: str
+    profile: str
+    key_prefix: str
+    tenant: str = ""
+    entity_type: str | None = None
+    attributes: Mapping[str, AttributeMapping] = field(default=EMPTY)
+    static_attributes: Mapping[str, Any] = field(default=EMPTY)
+    location: tuple[float, float] | None = None
+    apikey: str | None = None
+    autoprovision: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Reading:
     """One observed value of one attribute of one entity."""
 
@@ -108,6 +130,12 @@ class Profile(Protocol):
         """The external device key carried by `topic`, or None if the topic is not ours."""
         ...
 
-    def decode(self, topic: str, payload: bytes, device: DeviceConfig) -> Decoded:
-        """Decode one message; raise DecodeError for anything that is not a valid payload."""
+    def decode(
+        self, topic: str, payload: bytes, device: DeviceConfig, received_at: datetime
+    ) -> Decoded:
+        """Decode one message; raise DecodeError for anything that is not a valid payload.
+
+        `received_at` is when the broker handed us the message: the observation time of
+        payloads that carry none.
+        """
         ...
