@@ -117,6 +117,8 @@ class DecodeError(ValueError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        #: The device the message came from, when known (set by the pipeline).
+        self.device: DeviceConfig | None = None
 
 
 class Profile(Protocol):

@@ -1,0 +1,111 @@
+"""One batch of raw messages → one storage batch: route, resolve device, decode, map.
+
+Pure apart from the registry it is handed: no database, no broker, no clock (times come
+from the messages). Nothing is dropped: each message becomes readings or a dead letter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from devices.model import Decoded, DecodeError, DeviceConfig, Reading
+from devices.profiles.registry import profile_for_topic
+from devices.registry import DeviceRegistry
+from ngsi.mapping import BatchMapper
+from storage.records import Batch, DeadLetter
+
+from .message import RawMessage
+
+#: Readings stamped further ahead than this are refused: a device clock gone wrong would
+#: otherwise create far-future history (and, on plain PostgreSQL, partitions).
+MAX_CLOCK_AHEAD = timedelta(days=1)
+EARLIEST_OBSERVATION = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
+
+
+@dataclass(slots=True)
+class BuiltBatch:
+    """A storage batch plus what the worker needs to report and acknowledge it."""
+
+    batch: Batch
+    messages: Sequence[RawMessage]
+    readings: int
+    unknown_devices: int
+
+
+class BatchBuilder:
+    """Turns raw messages into a storage Batch using the current device registry."""
+
+    def __init__(self, registry: Callable[[], DeviceRegistry], max_payload_bytes: int) -> None:
+        self._registry = registry
+        self._max_payload = max_payload_bytes
+
+    def build(self, messages: Sequence[RawMessage]) -> BuiltBatch:
+        """Decode and map every message; failures become dead letters with their reason."""
+        registry = self._registry()
+        mapper = BatchMapper()
+        dead: list[DeadLetter] = []
+        readings = unknown = 0
+        for message in messages:
+            try:
+                device, decoded = self._decode(registry, message)
+            except DecodeError as error:
+                unknown += error.reason == "unknown_device"
+                dead.append(_dead_letter(message, error.reason, error.detail, error.device))
+                continue
+            readings += mapper.add(device, decoded, message.received_at)
+        batch = Batch(mapper.observations, mapper.fragments(), dead, mapper.activity())
+        return BuiltBatch(batch, messages, readings, unknown)
+
+    def _decode(
+        self, registry: DeviceRegistry, message: RawMessage
+    ) -> tuple[DeviceConfig, Decoded]:
+        if len(message.payload) > self._max_payload:
+            raise DecodeError(
+                "oversize", f"{len(message.payload)} bytes, limit {self._max_payload}"
+            )
+        routed = profile_for_topic(message.topic)
+        if routed is None:
+            raise DecodeError("unknown_topic", f"no device profile listens on {message.topic!r}")
+        profile, key = routed
+        device = registry.resolve(profile.name, key)
+        if device is None:
+            raise DecodeError("unknown_device", f"no {profile.name} device with key {key!r}")
+        try:
+            decoded = profile.decode(message.topic, message.payload, device, message.received_at)
+            _check_times(decoded.readings, message.received_at)
+        except DecodeError as error:
+            error.device = device
+            raise
+        except Exception as error:  # a decoder bug must not lose the message: dead-letter it
+            failure = DecodeError("decoder_error", f"{type(error).__name__}: {error}")
+            failure.device = device
+            raise failure from error
+        return device, decoded
+
+
+def _check_times(readings: Sequence[Reading], received_at: datetime) -> None:
+    """Refuse observation times before 2000 or more than a day ahead of reception."""
+    latest = received_at + MAX_CLOCK_AHEAD
+    for reading in readings:
+        if not EARLIEST_OBSERVATION <= reading.observed_at <= latest:
+            raise DecodeError(
+                "observed_at_out_of_range",
+                f"{reading.attribute} observed at {reading.observed_at.isoformat()}, "
+                f"received at {received_at.isoformat()}",
+            )
+
+
+def _dead_letter(
+    message: RawMessage, reason: str, detail: str, device: DeviceConfig | None
+) -> DeadLetter:
+    return DeadLetter(
+        topic=message.topic,
+        payload=message.payload,
+        reason=reason,
+        detail=detail,
+        received_at=message.received_at,
+        tenant=device.tenant if device else "",
+        device_id=device.device_id if device else None,
+    )

@@ -1,0 +1,234 @@
+"""Readings → NGSI-LD: observation rows for history and attribute fragments for latest state.
+
+Entity ids follow the NGSI-LD convention `urn:ngsi-ld:<Type>:<local id>` (ETSI GS CIM 009,
+clause 4.5.2 recommends URNs); types and attribute names are Smart Data Models terms.
+Attributes are NGSI-LD normalized attribute objects (clause 4.5.2/5.2.5): `observedAt`
+carries the observation time, `unitCode` the UN/CEFACT unit, `datasetId` the instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from devices.model import Decoded, DeviceConfig, EntityRef, Reading
+from storage.records import DeviceActivity, EntityFragment, ObservationRow
+
+ATTRIBUTE_TYPES = frozenset({"Property", "GeoProperty", "Relationship", "LanguageProperty"})
+#: Attributes whose value is a geometry (clause 4.7: GeoProperty).
+GEO_ATTRIBUTES = frozenset({"location", "observationSpace", "operationSpace"})
+
+
+def entity_id(entity_type: str, key: str) -> str:
+    """The stable NGSI-LD id of an entity of `entity_type` known locally as `key`."""
+    return f"urn:ngsi-ld:{entity_type}:{key}"
+
+
+def device_entity_id(device: DeviceConfig) -> str:
+    """The id of the `Device` entity that represents the sensor itself."""
+    return entity_id("Device", device.device_id)
+
+
+def format_datetime(moment: datetime) -> str:
+    """ISO 8601 in UTC with microseconds and `Z`: one fixed width, so strings sort by time."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def point(location: tuple[float, float]) -> dict[str, Any]:
+    """A GeoJSON Point from (longitude, latitude)."""
+    return {"type": "Point", "coordinates": [location[0], location[1]]}
+
+
+def context_attribute(name: str, value: Any) -> dict[str, Any]:
+    """An attribute object for a context property (not an observation)."""
+    if isinstance(value, dict) and value.get("type") in ATTRIBUTE_TYPES:
+        return value
+    if name in GEO_ATTRIBUTES:
+        return {"type": "GeoProperty", "value": value}
+    return {"type": "Property", "value": value}
+
+
+def relationship(target: str) -> dict[str, Any]:
+    """A Relationship attribute object pointing at `target`."""
+    return {"type": "Relationship", "object": target}
+
+
+class _EntityState:
+    """Attributes gathered for one entity within one batch; the newest instance wins."""
+
+    __slots__ = ("entity_type", "context", "instances")
+
+    def __init__(self, entity_type: str) -> None:
+        self.entity_type = entity_type
+        self.context: dict[str, Any] = {}
+        # (attribute, datasetId) → (observedAt string, attribute object)
+        self.instances: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+
+    def observe(self, key: tuple[str, str], observed: str, attribute: dict[str, Any]) -> None:
+        """Keep `attribute` unless a newer instance of the same attribute is already held."""
+        held = self.instances.get(key)
+        if held is None or held[0] <= observed:
+            self.instances[key] = (observed, attribute)
+
+    def attributes(self) -> dict[str, Any]:
+        """Context properties and observed attributes, several instances as a list."""
+        result: dict[str, Any] = dict(self.context)
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for (name, _dataset), (_observed, attribute) in self.instances.items():
+            grouped.setdefault(name, []).append(attribute)
+        for name, instances in grouped.items():
+            single = len(instances) == 1 and "datasetId" not in instances[0]
+            result[name] = instances[0] if single else instances
+        return result
+
+
+class BatchMapper:
+    """Maps the decoded messages of one batch into storage rows, merging per entity."""
+
+    def __init__(self) -> None:
+        self.observations: list[ObservationRow] = []
+        self._entities: dict[tuple[str, str], _EntityState] = {}
+        self._activity: dict[tuple[str, str], list[Any]] = {}
+        self._times: dict[datetime, str] = {}
+
+    def add(self, device: DeviceConfig, decoded: Decoded, received_at: datetime) -> int:
+        """Add one decoded message from `device`; return how many readings it carried."""
+        tenant = device.tenant
+        device_id = device_entity_id(device)
+        fed = self._feed_readings(tenant, device, decoded.readings)
+        fed.discard(device_id)
+        self._add_context(tenant, device, decoded.entity_properties, fed)
+        observed = decoded.observed_at or received_at
+        self._add_device(tenant, device, decoded, observed)
+        self._count(tenant, device.device_id, len(decoded.readings), received_at)
+        return len(decoded.readings)
+
+    def fragments(self) -> list[EntityFragment]:
+        """One fragment per entity touched by the batch."""
+        return [
+            EntityFragment(tenant, eid, state.entity_type, state.attributes())
+            for (tenant, eid), state in self._entities.items()
+        ]
+
+    def activity(self) -> list[DeviceActivity]:
+        """Per-device message and reading counts of the batch."""
+        return [
+            DeviceActivity(tenant, device_id, messages, readings, last)
+            for (tenant, device_id), (messages, readings, last) in self._activity.items()
+        ]
+
+    def _state(self, tenant: str, eid: str, entity_type: str) -> _EntityState:
+        state = self._entities.get((tenant, eid))
+        if state is None:
+            state = self._entities[(tenant, eid)] = _EntityState(entity_type)
+        return state
+
+    def _iso(self, moment: datetime) -> str:
+        # Readings of one message share their datetime object; format it once.
+        text = self._times.get(moment)
+        if text is None:
+            text = self._times[moment] = format_datetime(moment)
+        return text
+
+    def _feed_readings(
+        self, tenant: str, device: DeviceConfig, readings: Iterable[Reading]
+    ) -> set[str]:
+        fed: set[str] = set()
+        rows = self.observations
+        last_ref: tuple[str, str] | None = None
+        eid = ""
+        state: _EntityState | None = None
+        for reading in readings:
+            ref = (reading.entity_type, reading.entity_key)
+            if ref != last_ref:
+                last_ref = ref
+                eid = entity_id(*ref)
+                state = self._state(tenant, eid, reading.entity_type)
+                fed.add(eid)
+            value = reading.value
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            dataset = reading.dataset_id or ""
+            rows.append(
+                ObservationRow(
+                    tenant,
+                    eid,
+                    reading.entity_type,
+                    reading.attribute,
+                    dataset,
+                    reading.observed_at,
+                    float(value) if numeric else None,  # type: ignore[arg-type]
+                    None if numeric else value,
+                    reading.unit_code,
+                )
+            )
+            observed = self._iso(reading.observed_at)
+            attribute: dict[str, Any] = {"type": "Property", "value": value, "observedAt": observed}
+            if reading.unit_code:
+                attribute["unitCode"] = reading.unit_code
+            if dataset:
+                attribute["datasetId"] = dataset
+            assert state is not None
+            state.observe((reading.attribute, dataset), observed, attribute)
+        return fed
+
+    def _add_context(
+        self,
+        tenant: str,
+        device: DeviceConfig,
+        properties: Mapping[EntityRef, Mapping[str, Any]],
+        fed: set[str],
+    ) -> None:
+        """Context of the data entities: location, refDevice, static and profile properties."""
+        device_ref = relationship(device_entity_id(device))
+        fallback_location = point(device.location) if device.location else None
+        touched = {entity_id(*ref): ref[0] for ref in properties}
+        for eid in fed:
+            touched.setdefault(eid, eid.split(":", 3)[2])
+        for eid, entity_type in touched.items():
+            context = self._state(tenant, eid, entity_type).context
+            context["refDevice"] = device_ref
+            for name, value in device.static_attributes.items():
+                context[name] = context_attribute(name, value)
+            if fallback_location is not None:
+                context.setdefault("location", context_attribute("location", fallback_location))
+        for (entity_type, key), values in properties.items():
+            context = self._state(tenant, entity_id(entity_type, key), entity_type).context
+            for name, value in values.items():
+                context[name] = context_attribute(name, value)
+
+    def _add_device(
+        self,
+        tenant: str,
+        device: DeviceConfig,
+        decoded: Decoded,
+        observed: datetime,
+    ) -> None:
+        """The Device entity: last report time, state, model, and what the profile knows."""
+        state = self._state(tenant, device_entity_id(device), "Device")
+        context = state.context
+        reported = self._iso(observed)
+        last = context.get("dateLastValueReported")
+        if last is None or last["value"]["@value"] <= reported:
+            context["dateLastValueReported"] = {
+                "type": "Property",
+                "value": {"@type": "DateTime", "@value": reported},
+            }
+        context["deviceState"] = {"type": "Property", "value": "ok"}
+        if device.model:
+            context["refDeviceModel"] = relationship(entity_id("DeviceModel", device.model))
+        if device.location:
+            context["location"] = context_attribute("location", point(device.location))
+        for name, value in decoded.device_properties.items():
+            context[name] = context_attribute(name, value)
+
+    def _count(self, tenant: str, device_id: str, readings: int, received_at: datetime) -> None:
+        counts = self._activity.get((tenant, device_id))
+        if counts is None:
+            self._activity[(tenant, device_id)] = [1, readings, received_at]
+        else:
+            counts[0] += 1
+            counts[1] += readings
+            counts[2] = max(counts[2], received_at)

@@ -1,0 +1,98 @@
+"""Settings, read from environment variables prefixed `STADSPULS_` (pydantic-settings)."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/stadspuls"
+DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
+
+
+@dataclass(frozen=True, slots=True)
+class MqttEndpoint:
+    """Where the broker is and how to log in, parsed from `mqtt://[user:pass@]host:port`."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: bool
+
+
+def parse_mqtt_url(url: str) -> MqttEndpoint:
+    """Parse an `mqtt://` or `mqtts://` URL; raise ValueError naming what is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise ValueError(f"MQTT URL must start with mqtt:// or mqtts://, got {url!r}")
+    if not parts.hostname:
+        raise ValueError(f"MQTT URL has no host: {url!r}")
+    tls = parts.scheme in ("mqtts", "ssl")
+    return MqttEndpoint(
+        host=parts.hostname,
+        port=parts.port or (8883 if tls else 1883),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        tls=tls,
+    )
+
+
+class Settings(BaseSettings):
+    """All settings of the service; the README lists each with its default."""
+
+    model_config = SettingsConfigDict(env_prefix="STADSPULS_", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    #: auto (TimescaleDB when the extension is available), timescaledb, or postgres.
+    storage_backend: Literal["auto", "timescaledb", "postgres"] = "auto"
+
+    mqtt_url: str = DEFAULT_MQTT_URL
+    #: Topic filters to subscribe to; empty means every profile's default filters.
+    mqtt_topics: list[str] = Field(default_factory=list)
+    #: When set, subscribe as `$share/<group>/<filter>` so several workers split the load.
+    mqtt_shared_group: str | None = None
+    #: Stable client id: the broker keeps this worker's session (and backlog) under it.
+    mqtt_client_id: str = Field(default_factory=lambda: f"stadspuls-ingest-{socket.gethostname()}")
+    mqtt_protocol: Literal["5", "3.1.1"] = "5"
+    #: How long the broker keeps the session (and queues messages) while the worker is away.
+    mqtt_session_expiry: int = 86_400
+    #: MQTT 5 Receive Maximum: unacknowledged QoS 1 messages the broker may send us at once.
+    #: Must exceed batch_size so the next batch arrives while one commits.
+    mqtt_receive_maximum: int = 2_000
+    mqtt_keepalive: int = 30
+
+    #: A batch is committed when it holds this many messages ...
+    batch_size: int = 500
+    #: ... or when its first message has waited this many seconds.
+    batch_time: float = 0.2
+    #: Payloads larger than this go to the dead-letter store as `oversize`.
+    max_payload_bytes: int = 256 * 1024
+    #: How often the in-memory device registry is reloaded from the database.
+    registry_refresh_seconds: float = 30.0
+
+    #: Port of the Prometheus metrics endpoint of `stadspuls ingest`; 0 turns it off.
+    metrics_port: int = 9464
+    log_level: str = "INFO"
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _valid_mqtt_url(cls, value: str) -> str:
+        parse_mqtt_url(value)
+        return value
+
+    @field_validator("batch_size", "mqtt_receive_maximum")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @property
+    def mqtt(self) -> MqttEndpoint:
+        """The parsed broker endpoint."""
+        return parse_mqtt_url(self.mqtt_url)
