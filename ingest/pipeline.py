@@ -52,7 +52,7 @@ class BatchBuilder:
                 device, decoded = self._decode(registry, message)
             except DecodeError as error:
                 unknown += error.reason == "unknown_device"
-                dead.append(_dead_letter(message, error.reason, error.detail, error.device))
+                dead.append(dead_letter(message, error.reason, error.detail, error.device))
                 continue
             readings += mapper.add(device, decoded, message.received_at)
         batch = Batch(mapper.observations, mapper.fragments(), dead, mapper.activity())
@@ -97,7 +97,7 @@ def _check_times(readings: Sequence[Reading], received_at: datetime) -> None:
             )
 
 
-def _dead_letter(
+def dead_letter(
     message: RawMessage, reason: str, detail: str, device: DeviceConfig | None
 ) -> DeadLetter:
     return DeadLetter(

@@ -1,0 +1,53 @@
+"""The device registry as the hot path sees it: an in-memory snapshot, reloaded now and then."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from devices.registry import DeviceRegistry
+
+log = logging.getLogger(__name__)
+
+#: An unknown device triggers a reload, but not more often than this (a flood of unknown
+#: devices must not turn into a flood of registry queries).
+MIN_RELOAD_INTERVAL = 5.0
+
+
+class RegistrySource:
+    """Hands out the current registry; reloads it when stale; keeps the old one if loading fails."""
+
+    def __init__(
+        self,
+        load: Callable[[], DeviceRegistry],
+        refresh_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._load = load
+        self._refresh = refresh_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._registry = load()
+        self._loaded_at = clock()
+
+    def current(self) -> DeviceRegistry:
+        """The registry to decode the next batch with."""
+        if self._clock() - self._loaded_at >= self._refresh:
+            self._reload()
+        return self._registry
+
+    def invalidate(self) -> None:
+        """Ask for a reload soon (a message came from a device the snapshot does not know)."""
+        with self._lock:
+            earliest = self._clock() - self._refresh + MIN_RELOAD_INTERVAL
+            self._loaded_at = min(self._loaded_at, earliest)
+
+    def _reload(self) -> None:
+        with self._lock:
+            try:
+                self._registry = self._load()
+            except Exception as error:  # noqa: BLE001 - keep ingesting with the old snapshot
+                log.warning("device registry not reloaded (%s); keeping the previous one", error)
+            self._loaded_at = self._clock()

@@ -1,0 +1,145 @@
+"""The `stadspuls` command line."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+import typer
+from prometheus_client import start_http_server
+from rich.console import Console
+from rich.table import Table
+
+from devices.config_file import load_device_file
+from storage.database import connect
+from storage.status import collect_status, list_dead_letters
+from storage.writer import write_registry
+
+from .settings import Settings
+from .wiring import build_worker, prepare_database
+
+app = typer.Typer(help="Stadspuls: city sensor data from MQTT to NGSI-LD.", no_args_is_help=True)
+devices_app = typer.Typer(help="The device registry.", no_args_is_help=True)
+app.add_typer(devices_app, name="devices")
+console = Console()
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return settings
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Create the database if needed and apply the schema migrations."""
+    settings = _settings()
+    backend = prepare_database(settings)
+    console.print(f"schema up to date on {backend.version} ({backend.name})")
+
+
+@app.command("ingest")
+def ingest_command() -> None:
+    """Run the ingest worker until SIGTERM or Ctrl-C, then drain, commit and ack."""
+    settings = _settings()
+    backend = prepare_database(settings)
+    _run_worker(settings, backend)
+
+
+@app.command("up")
+def up_command() -> None:
+    """Set up the database and run the service (ingest) on the configured database and broker."""
+    settings = _settings()
+    backend = prepare_database(settings)
+    console.print(f"storage: {backend.version} ({backend.name}) at {settings.database_url}")
+    console.print(f"broker:  {settings.mqtt_url}")
+    if settings.metrics_port:
+        console.print(f"metrics: http://127.0.0.1:{settings.metrics_port}/metrics")
+    console.print("try:     stadspuls status    (Ctrl-C stops)")
+    _run_worker(settings, backend)
+
+
+def _run_worker(settings: Settings, backend) -> None:
+    worker = build_worker(settings, backend)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, registry=worker.metrics.registry)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    worker.start()
+    stop.wait()
+    logging.getLogger("stadspuls").info("stopping: draining, committing and acknowledging")
+    worker.stop()
+    s = worker.stats
+    console.print(
+        f"stopped after {s.messages} messages, {s.readings} readings, "
+        f"{s.dead_letters} dead letters in {s.batches} batches"
+    )
+
+
+@app.command("status")
+def status_command(devices: int = typer.Option(20, help="How many devices to list.")) -> None:
+    """Storage backend, message and reading counts, dead letters, last message per device."""
+    settings = _settings()
+    backend = prepare_database(settings)
+    with connect(settings.database_url) as conn:
+        report = collect_status(conn, backend, devices=devices)
+    console.print(f"[bold]storage[/bold]      {report.backend_version} ({report.backend_name})")
+    console.print(f"[bold]messages[/bold]     {report.messages:,} received")
+    console.print(
+        f"[bold]readings[/bold]     {report.readings:,} received, "
+        f"{report.observations:,} stored observations"
+    )
+    console.print(f"[bold]entities[/bold]     {report.entities:,}")
+    table = Table("dead-letter reason", "messages", "times received")
+    for reason in report.dead_letters:
+        table.add_row(reason.reason, f"{reason.messages:,}", f"{reason.times_received:,}")
+    console.print(table)
+    table = Table("tenant", "device", "messages", "readings", "last message")
+    for device in report.devices:
+        table.add_row(
+            device.tenant or "(default)",
+            device.device_id,
+            f"{device.messages:,}",
+            f"{device.readings:,}",
+            device.last_message_at.isoformat(),
+        )
+    console.print(table)
+
+
+@app.command("dead-letters")
+def dead_letters_command(
+    reason: str | None = typer.Option(None, help="Only this reason."),
+    limit: int = typer.Option(20, help="How many to show, newest first."),
+) -> None:
+    """List dead letters with their topic, reason and detail."""
+    settings = _settings()
+    with connect(settings.database_url) as conn:
+        letters = list_dead_letters(conn, limit=limit, reason=reason)
+    table = Table("last received", "reason", "topic", "detail", "times")
+    for letter in letters:
+        table.add_row(
+            letter.last_received_at.isoformat(),
+            letter.reason,
+            letter.topic,
+            letter.detail,
+            str(letter.times_received),
+        )
+    console.print(table)
+
+
+@devices_app.command("import")
+def devices_import(path: Path) -> None:
+    """Register the device groups and devices of a YAML file."""
+    settings = _settings()
+    prepare_database(settings)
+    devices, groups = load_device_file(path)
+    with connect(settings.database_url) as conn:
+        write_registry(conn, devices, groups)
+        conn.commit()
+    console.print(f"registered {len(groups)} groups and {len(devices)} devices from {path}")

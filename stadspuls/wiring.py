@@ -1,0 +1,91 @@
+"""The app factory: builds the storage, registry, pipeline and MQTT consumer from Settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import psycopg
+
+from devices.profiles.registry import PROFILES
+from devices.registry import DeviceRegistry
+from ingest.message import RawMessage
+from ingest.metrics import IngestMetrics
+from ingest.mqtt import MqttConsumer, subscription_filters
+from ingest.pipeline import BatchBuilder, BuiltBatch
+from ingest.registry_source import RegistrySource
+from ingest.worker import BatchPolicy, IngestWorker
+from storage.backend import Backend, detect_backend
+from storage.database import connect, create_database_if_missing
+from storage.migrate import migrate
+from storage.writer import BatchWriter, load_registry
+
+from .settings import Settings
+
+
+def default_topics() -> list[str]:
+    """Every profile's default topic filters, in profile order, without repeats."""
+    topics: list[str] = []
+    for profile in PROFILES.values():
+        topics.extend(t for t in profile.topic_filters if t not in topics)
+    return topics
+
+
+def prepare_database(settings: Settings) -> Backend:
+    """Create the database if needed, detect the backend and apply migrations."""
+    create_database_if_missing(settings.database_url)
+    with connect(settings.database_url) as conn:
+        backend = detect_backend(conn, settings.storage_backend)
+        migrate(conn, backend)
+    return backend
+
+
+def registry_loader(database_url: str) -> Callable[[], DeviceRegistry]:
+    """A function that reads the device registry tables into an in-memory registry."""
+
+    def load() -> DeviceRegistry:
+        with connect(database_url) as conn:
+            devices, groups = load_registry(conn)
+        return DeviceRegistry(devices, groups)
+
+    return load
+
+
+def build_worker(
+    settings: Settings,
+    backend: Backend,
+    *,
+    metrics: IngestMetrics | None = None,
+    on_commit: Callable[[BuiltBatch, float], None] | None = None,
+) -> IngestWorker:
+    """An ingest worker wired to the configured database and broker (not yet started)."""
+    registry = RegistrySource(
+        registry_loader(settings.database_url), settings.registry_refresh_seconds
+    )
+    topics = subscription_filters(
+        settings.mqtt_topics or default_topics(), settings.mqtt_shared_group
+    )
+
+    def consumer(deliver: Callable[[RawMessage], None]) -> MqttConsumer:
+        return MqttConsumer(
+            settings.mqtt,
+            settings.mqtt_client_id,
+            topics,
+            deliver,
+            protocol=settings.mqtt_protocol,
+            session_expiry=settings.mqtt_session_expiry,
+            receive_maximum=settings.mqtt_receive_maximum,
+            keepalive=settings.mqtt_keepalive,
+        )
+
+    connect_database: Callable[[], psycopg.Connection] = partial(connect, settings.database_url)
+    return IngestWorker(
+        consumer,
+        BatchBuilder(registry.current, settings.max_payload_bytes),
+        BatchWriter(backend),
+        connect_database,
+        BatchPolicy(settings.batch_size, settings.batch_time),
+        metrics=metrics,
+        on_commit=on_commit,
+        on_unknown_device=registry.invalidate,
+    )

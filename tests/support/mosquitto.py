@@ -1,0 +1,66 @@
+"""A real Mosquitto broker for the tests, started from the configuration the project ships."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED_CONFIG = REPO / "deploy" / "mosquitto.conf"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def broker_config(port: int, data_dir: Path) -> str:
+    """The shipped configuration, listening on `port` on loopback, persisting in `data_dir`."""
+    lines = []
+    for line in SHIPPED_CONFIG.read_text().splitlines():
+        if line.startswith("listener "):
+            line = f"listener {port} 127.0.0.1"
+        elif line.startswith("persistence_location "):
+            line = f"persistence_location {data_dir}/"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+@contextmanager
+def running_mosquitto(workdir: Path) -> Iterator[str]:
+    """Run Mosquitto with the shipped configuration; yield its mqtt:// URL."""
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = free_port()
+    data = workdir / "mosquitto-data"
+    data.mkdir(parents=True, exist_ok=True)
+    config = workdir / "mosquitto.conf"
+    config.write_text(broker_config(port, data))
+    log = (workdir / "mosquitto.log").open("w")
+    process = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=log)
+    try:
+        _wait_for_port(port, process)
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"mosquitto exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"mosquitto did not listen on port {port} within {timeout} s")
