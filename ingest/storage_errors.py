@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .pipeline import BuiltBatch, dead_letter
 from storage.records import Batch
+
+from .pipeline import BuiltBatch, dead_letter
 
 
 def dead_letter_all(built: BuiltBatch, detail: str) -> Batch:

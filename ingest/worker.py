@@ -9,6 +9,7 @@ flight, so memory stays bounded under any backlog.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -166,10 +167,8 @@ class IngestWorker:
 
     def _discard_connection(self) -> None:
         if self._connection is not None:
-            try:
+            with contextlib.suppress(psycopg.Error):
                 self._connection.close()
-            except psycopg.Error:
-                pass
         self._connection = None
 
     def _connect_with_retry(self) -> psycopg.Connection:
