@@ -18,6 +18,10 @@ Value = float | int | str | bool | dict[str, Any] | list[Any] | None
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
+def _empty() -> Mapping[Any, Any]:
+    return EMPTY
+
+
 @dataclass(frozen=True, slots=True)
 class AttributeMapping:
     """How one payload key becomes an NGSI-LD attribute (IoT Agent `object_id` → `name`)."""
@@ -46,9 +50,9 @@ class DeviceConfig:
     #: (longitude, latitude) in WGS84.
     location: tuple[float, float] | None = None
     #: Payload key → attribute mapping.
-    attributes: Mapping[str, AttributeMapping] = field(default=EMPTY)
+    attributes: Mapping[str, AttributeMapping] = field(default_factory=_empty)
     #: Properties added to every entity of the device (IoT Agent static attributes).
-    static_attributes: Mapping[str, Any] = field(default=EMPTY)
+    static_attributes: Mapping[str, Any] = field(default_factory=_empty)
     apikey: str | None = None
 
     @property
@@ -72,8 +76,8 @@ class DeviceGroup:
     key_prefix: str
     tenant: str = ""
     entity_type: str | None = None
-    attributes: Mapping[str, AttributeMapping] = field(default=EMPTY)
-    static_attributes: Mapping[str, Any] = field(default=EMPTY)
+    attributes: Mapping[str, AttributeMapping] = field(default_factory=_empty)
+    static_attributes: Mapping[str, Any] = field(default_factory=_empty)
     location: tuple[float, float] | None = None
     apikey: str | None = None
     autoprovision: bool = False
@@ -103,9 +107,9 @@ class Decoded:
     readings: list[Reading]
     #: Context properties per entity (location as GeoJSON, itemType, laneDirection, name, ...);
     #: these describe the entity rather than an observation and are not kept as history.
-    entity_properties: Mapping[EntityRef, Mapping[str, Any]] = field(default=EMPTY)
+    entity_properties: Mapping[EntityRef, Mapping[str, Any]] = field(default_factory=_empty)
     #: Properties of the Device entity itself (batteryLevel, rssi, location, gateway metadata).
-    device_properties: Mapping[str, Any] = field(default=EMPTY)
+    device_properties: Mapping[str, Any] = field(default_factory=_empty)
     #: Observation time of the message as a whole (used for the Device entity).
     observed_at: datetime | None = None
 
