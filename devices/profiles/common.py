@@ -1,0 +1,274 @@
+"""Helpers shared by the device profiles: JSON, times, numbers, topics, GeoJSON, results.
+
+Everything here runs on the ingest hot path: no regex compiled per call, no pydantic,
+no clock. Errors are DecodeError with a short stable reason code.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from devices.model import AttributeMapping, Decoded, DecodeError, EntityRef, Reading, Value
+
+#: Strings that sensors send for "no value" (airRohr writes "nan"; others leave it empty).
+MISSING_STRINGS = frozenset({"", "nan", "NaN", "NAN", "null", "None", "-"})
+
+#: IoT Agent attribute types whose values are numbers (iotagent-node-lib documentation,
+#: "Device provisioning": Number, Integer, Float); NGSI-LD "Property" stays as sent.
+NUMERIC_TYPES = frozenset({"Number", "Integer", "Float", "number", "integer", "float"})
+BOOLEAN_TYPES = frozenset({"Boolean", "boolean", "Bool"})
+TEXT_TYPES = frozenset({"Text", "String", "text", "string"})
+JSON_TYPES = frozenset({"StructuredValue", "Object", "Array", "object", "array", "json"})
+
+# Fractions beyond microseconds (TTS writes nanoseconds) and a trailing "Z" on Python 3.10-.
+_ISO_FIX = re.compile(r"(\.\d{6})\d+")
+
+
+def load_json(payload: bytes) -> Any:
+    """Parse JSON with orjson; DecodeError("invalid_json") for anything that is not JSON."""
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as error:
+        raise DecodeError("invalid_json", str(error)) from None
+
+
+def load_object(payload: bytes) -> dict[str, Any]:
+    """Parse a JSON object; DecodeError("invalid_payload") when the top level is not one."""
+    document = load_json(payload)
+    if not isinstance(document, dict):
+        raise DecodeError("invalid_payload", f"expected a JSON object, got {_kind(document)}")
+    return document
+
+
+def as_records(document: Any, list_key: str | None = None) -> list[dict[str, Any]]:
+    """One object, an array of objects, or an object holding them under `list_key`."""
+    if isinstance(document, dict):
+        if list_key is None or list_key not in document:
+            return [document]
+        return object_list(document[list_key], list_key)
+    return object_list(document, "payload")
+
+
+def object_list(value: Any, where: str) -> list[dict[str, Any]]:
+    """`value` as a list of objects (a lone object becomes a list of one)."""
+    if isinstance(value, dict):
+        return [value]
+    if not isinstance(value, list):
+        raise DecodeError("invalid_payload", f"{where}: expected an array, got {_kind(value)}")
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise DecodeError(
+                "invalid_payload", f"{where}[{index}]: expected an object, got {_kind(item)}"
+            )
+    return value
+
+
+def mapping_at(document: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """The object under `key`, or an empty mapping when absent or null (TTS omits empties)."""
+    value = document.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise DecodeError("invalid_payload", f"{key}: expected an object, got {_kind(value)}")
+    return value
+
+
+def parse_time(value: Any) -> datetime:
+    """An ISO 8601 string as a tz-aware UTC datetime; a string without zone is taken as UTC."""
+    if not isinstance(value, str):
+        raise DecodeError("invalid_time", f"expected an ISO 8601 string, got {_kind(value)}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(_ISO_FIX.sub(r"\1", value).replace("Z", "+00:00"))
+        except ValueError:
+            raise DecodeError("invalid_time", f"not an ISO 8601 time: {value!r}") from None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    if moment.utcoffset():
+        return moment.astimezone(UTC)
+    return moment if moment.tzinfo is UTC else moment.replace(tzinfo=UTC)
+
+
+def to_iso(moment: datetime) -> str:
+    """A UTC datetime as ISO 8601 with `Z` (the Smart Data Models notation)."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def to_float(value: Any, where: str = "value") -> float | None:
+    """A number or numeric string as float; None for missing ("nan", "", null, NaN, inf)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise DecodeError("wrong_type", f"{where}: expected a number, got a boolean")
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text in MISSING_STRINGS:
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            raise DecodeError("wrong_type", f"{where}: not a number: {value!r}") from None
+    else:
+        raise DecodeError("wrong_type", f"{where}: expected a number, got {_kind(value)}")
+    return number if math.isfinite(number) else None
+
+
+def to_bool(value: Any, where: str = "value") -> bool | None:
+    """true/false, 1/0 and their string forms as bool; None for missing."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "1", "on", "yes"):
+            return True
+        if text in ("false", "0", "off", "no"):
+            return False
+        if text in MISSING_STRINGS:
+            return None
+    raise DecodeError("wrong_type", f"{where}: expected a boolean, got {value!r}")
+
+
+def coerce(value: Any, mapping: AttributeMapping) -> Value:
+    """A payload value converted by the mapping's type and scale; None means "no reading".
+
+    Numbers are scaled; IoT Agent types (Number, Boolean, Text, StructuredValue, ...) are
+    enforced; any other type ("Property", "DateTime", ...) keeps the value as sent.
+    """
+    kind = mapping.type
+    if kind in NUMERIC_TYPES:
+        number = to_float(value, mapping.source)
+    elif kind in BOOLEAN_TYPES:
+        return to_bool(value, mapping.source)
+    elif kind in TEXT_TYPES:
+        return _text(value, mapping.source)
+    elif kind in JSON_TYPES or not isinstance(value, int | float) or isinstance(value, bool):
+        return value
+    else:
+        number = to_float(value, mapping.source)
+    if number is None or mapping.scale is None:
+        return number
+    return number * mapping.scale
+
+
+def point(longitude: float, latitude: float) -> dict[str, Any]:
+    """A GeoJSON Point (RFC 7946: longitude first)."""
+    return {"type": "Point", "coordinates": [longitude, latitude]}
+
+
+def point_from(latitude: Any, longitude: Any, where: str = "location") -> dict[str, Any] | None:
+    """A GeoJSON Point from latitude/longitude numbers or strings; None when either is missing."""
+    lat = to_float(latitude, f"{where}.latitude")
+    lon = to_float(longitude, f"{where}.longitude")
+    if lat is None or lon is None:
+        return None
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+        raise DecodeError("invalid_location", f"{where}: latitude {lat}, longitude {lon}")
+    return point(lon, lat)
+
+
+def topic_levels(topic: str, pattern: tuple[str | None, ...]) -> list[str] | None:
+    """The levels of `topic` where `pattern` has None (a `+`), or None if it does not match."""
+    return match_levels(topic.split("/"), pattern)
+
+
+def match_levels(levels: list[str], pattern: tuple[str | None, ...]) -> list[str] | None:
+    """`topic_levels` for a topic already split on "/".
+
+    Empty wildcard levels are refused: an empty device key identifies nothing.
+    """
+    if len(levels) != len(pattern):
+        return None
+    captured: list[str] = []
+    for level, expected in zip(levels, pattern, strict=True):
+        if expected is None:
+            if not level:
+                return None
+            captured.append(level)
+        elif level != expected:
+            return None
+    return captured
+
+
+class Collector:
+    """Accumulates readings and context of one message and freezes them into a Decoded."""
+
+    __slots__ = ("readings", "entities", "device", "times")
+
+    def __init__(self) -> None:
+        self.readings: list[Reading] = []
+        self.entities: dict[EntityRef, dict[str, Any]] = {}
+        self.device: dict[str, Any] = {}
+        self.times: list[datetime] = []
+
+    def add(
+        self,
+        entity: EntityRef,
+        attribute: str,
+        value: Value,
+        observed_at: datetime,
+        unit_code: str | None = None,
+        dataset_id: str | None = None,
+    ) -> None:
+        """Add one reading unless `value` is missing (None)."""
+        if value is not None:
+            self.readings.append(
+                Reading(entity[0], entity[1], attribute, value, observed_at, unit_code, dataset_id)
+            )
+
+    def context(self, entity: EntityRef) -> dict[str, Any]:
+        """The (mutable) context properties of `entity`."""
+        properties = self.entities.get(entity)
+        if properties is None:
+            properties = self.entities[entity] = {}
+        return properties
+
+    def result(self, received_at: datetime) -> Decoded:
+        """The Decoded result; its time is the newest group time, else `received_at`."""
+        entities = {ref: props for ref, props in self.entities.items() if props}
+        return Decoded(
+            readings=self.readings,
+            entity_properties=entities,
+            device_properties=self.device,
+            observed_at=max(self.times, default=received_at),
+        )
+
+
+def _text(value: Any, where: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    raise DecodeError("wrong_type", f"{where}: expected text, got {_kind(value)}")
+
+
+def _kind(value: Any) -> str:
+    """A JSON-flavoured name for the type of `value`, for error details."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

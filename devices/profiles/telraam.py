@@ -1,0 +1,129 @@
+"""Telraam passer-by counters (`telraam/{segment}/traffic`).
+
+Formats: Telraam API v1 `/reports/traffic` records (counts per mode, `_lft`/`_rgt` per
+direction, `v85`, `car_speed_hist_0to120plus`, `uptime`, interval start in `date`) and the
+live snapshot (`/reports/traffic_snapshot_live`, GeoJSON features with the same totals).
+People and bicycles become ItemFlowObserved, cars and heavy vehicles TrafficFlowObserved
+(Smart Data Models, dataModel.Transportation).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from devices.model import Decoded, DecodeError, DeviceConfig
+from devices.profiles.common import (
+    Collector,
+    as_records,
+    load_json,
+    mapping_at,
+    object_list,
+    parse_time,
+    to_float,
+    to_iso,
+    topic_levels,
+)
+
+_TOPIC = ("telraam", None, "traffic")
+KMH = "KMH"
+
+#: Telraam mode → (entity type, context property, its Smart Data Models value,
+#: the record keys of the two directions).
+MODES: tuple[tuple[str, str, str, str, str, str], ...] = tuple(
+    (mode, entity_type, kind, value, f"{mode}_lft", f"{mode}_rgt")
+    for mode, entity_type, kind, value in (
+        ("pedestrian", "ItemFlowObserved", "itemType", "pedestrian"),
+        ("bike", "ItemFlowObserved", "itemType", "bicycle"),
+        ("car", "TrafficFlowObserved", "vehicleType", "car"),
+        ("heavy", "TrafficFlowObserved", "vehicleType", "lorry"),
+    )
+)
+#: Telraam counts per direction: "lft" and "rgt" as seen from the camera's window.
+LEFT = "urn:ngsi-ld:Dataset:lft"
+RIGHT = "urn:ngsi-ld:Dataset:rgt"
+#: Report `interval` / snapshot `period` → length of the counting interval.
+INTERVALS = {"hourly": timedelta(hours=1), "daily": timedelta(days=1)}
+
+
+class TelraamProfile:
+    """Decodes Telraam traffic reports and live snapshots."""
+
+    name = "telraam"
+    topic_filters = ("telraam/+/traffic",)
+
+    def device_key(self, topic: str) -> str | None:
+        """The middle topic level (the Telraam instance or segment id)."""
+        levels = topic_levels(topic, _TOPIC)
+        return levels[0] if levels else None
+
+    def decode(
+        self, topic: str, payload: bytes, device: DeviceConfig, received_at: datetime
+    ) -> Decoded:
+        """One record, a report response, a record array, or a GeoJSON Feature(Collection)."""
+        out = Collector()
+        for record, geometry in _records(load_json(payload)):
+            _record(out, device, record, geometry, received_at)
+        return out.result(received_at)
+
+
+def _records(document: Any) -> list[tuple[dict[str, Any], Any]]:
+    """(record, geometry or None) pairs from any of the accepted shapes."""
+    if isinstance(document, dict) and document.get("type") == "FeatureCollection":
+        document = object_list(document.get("features"), "features")
+    pairs = []
+    for item in as_records(document, "report"):
+        if item.get("type") == "Feature":
+            pairs.append((mapping_at(item, "properties"), item.get("geometry")))
+        else:
+            pairs.append((item, None))
+    return pairs
+
+
+def _record(
+    out: Collector, device: DeviceConfig, record: Any, geometry: Any, default: datetime
+) -> None:
+    start = parse_time(record["date"]) if record.get("date") else default
+    out.times.append(start)
+    segment = record.get("segment_id")
+    segment_key = device.entity_key if segment is None else str(segment)
+    context: dict[str, Any] = {
+        "dateObservedFrom": to_iso(start),
+        "refRoadSegment": {
+            "type": "Relationship",
+            "object": f"urn:ngsi-ld:RoadSegment:telraam-{segment_key}",
+        },
+    }
+    period = record.get("interval") or record.get("period")
+    interval = INTERVALS.get(period) if isinstance(period, str) else None
+    if interval is not None:
+        context["dateObservedTo"] = to_iso(start + interval)
+    if isinstance(geometry, dict):
+        context["location"] = geometry
+    for mode, entity_type, kind, value, left, right in MODES:
+        entity = (entity_type, f"telraam-{segment_key}-{mode}")
+        before = len(out.readings)
+        out.add(entity, "intensity", to_float(record.get(mode), mode), start)
+        out.add(entity, "intensity", to_float(record.get(left), left), start, None, LEFT)
+        out.add(entity, "intensity", to_float(record.get(right), right), start, None, RIGHT)
+        if mode == "car":
+            out.add(entity, "v85", to_float(record.get("v85"), "v85"), start, KMH)
+            out.add(entity, "speedHistogram", _histogram(record), start)
+        if len(out.readings) > before:
+            # Records of one message come in time order, so the newest interval's context wins.
+            properties = out.context(entity)
+            properties.update(context)
+            properties[kind] = value
+    uptime = to_float(record.get("uptime"), "uptime")
+    out.add(("Device", device.device_id), "uptime", uptime, start)
+
+
+def _histogram(record: dict[str, Any]) -> list[Any] | None:
+    """Share of cars per 5 km/h bin, 0 to 120+ km/h (Telraam `car_speed_hist_0to120plus`)."""
+    histogram = record.get("car_speed_hist_0to120plus")
+    if histogram is None or isinstance(histogram, list):
+        return histogram or None
+    raise DecodeError("wrong_type", "car_speed_hist_0to120plus: expected an array")
+
+
+PROFILE = TelraamProfile()
