@@ -1,0 +1,5 @@
+"""`python -m stadspuls` is the `stadspuls` command."""
+
+from stadspuls.cli import app
+
+app()
