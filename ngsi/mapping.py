@@ -8,12 +8,12 @@ carries the observation time, `unitCode` the UN/CEFACT unit, `datasetId` the ins
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from devices.model import Decoded, DeviceConfig, EntityRef, Reading
-from storage.records import DeviceActivity, EntityFragment, ObservationRow
+from storage.records import DeviceActivity, EntityFragment
 
 ATTRIBUTE_TYPES = frozenset({"Property", "GeoProperty", "Relationship", "LanguageProperty"})
 #: Attributes whose value is a geometry (clause 4.7: GeoProperty).
@@ -57,27 +57,30 @@ def relationship(target: str) -> dict[str, Any]:
 
 
 class _EntityState:
-    """Attributes gathered for one entity within one batch; the newest instance wins."""
+    """Attributes gathered for one entity within one batch; the newest reading wins."""
 
-    __slots__ = ("entity_type", "context", "instances")
+    __slots__ = ("entity_type", "context", "newest")
 
     def __init__(self, entity_type: str) -> None:
         self.entity_type = entity_type
         self.context: dict[str, Any] = {}
-        # (attribute, datasetId) → (observedAt string, attribute object)
-        self.instances: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        # (attribute, datasetId) → newest reading; attribute objects are built once, at the end.
+        self.newest: dict[tuple[str, str], Reading] = {}
 
-    def observe(self, key: tuple[str, str], observed: str, attribute: dict[str, Any]) -> None:
-        """Keep `attribute` unless a newer instance of the same attribute is already held."""
-        held = self.instances.get(key)
-        if held is None or held[0] <= observed:
-            self.instances[key] = (observed, attribute)
-
-    def attributes(self) -> dict[str, Any]:
+    def attributes(self, iso: Callable[[datetime], str]) -> dict[str, Any]:
         """Context properties and observed attributes, several instances as a list."""
         result: dict[str, Any] = dict(self.context)
         grouped: dict[str, list[dict[str, Any]]] = {}
-        for (name, _dataset), (_observed, attribute) in self.instances.items():
+        for (name, dataset), reading in self.newest.items():
+            attribute: dict[str, Any] = {
+                "type": "Property",
+                "value": reading.value,
+                "observedAt": iso(reading.observed_at),
+            }
+            if reading.unit_code:
+                attribute["unitCode"] = reading.unit_code
+            if dataset:
+                attribute["datasetId"] = dataset
             grouped.setdefault(name, []).append(attribute)
         for name, instances in grouped.items():
             single = len(instances) == 1 and "datasetId" not in instances[0]
@@ -89,7 +92,8 @@ class BatchMapper:
     """Maps the decoded messages of one batch into storage rows, merging per entity."""
 
     def __init__(self) -> None:
-        self.observations: list[ObservationRow] = []
+        #: Rows in ObservationRow field order, as plain tuples (cheaper to build and to COPY).
+        self.observations: list[tuple[Any, ...]] = []
         self._entities: dict[tuple[str, str], _EntityState] = {}
         self._activity: dict[tuple[str, str], list[Any]] = {}
         self._times: dict[datetime, str] = {}
@@ -109,7 +113,7 @@ class BatchMapper:
     def fragments(self) -> list[EntityFragment]:
         """One fragment per entity touched by the batch."""
         return [
-            EntityFragment(tenant, eid, state.entity_type, state.attributes())
+            EntityFragment(tenant, eid, state.entity_type, state.attributes(self._iso))
             for (tenant, eid), state in self._entities.items()
         ]
 
@@ -136,23 +140,24 @@ class BatchMapper:
     def _feed_readings(
         self, tenant: str, device: DeviceConfig, readings: Iterable[Reading]
     ) -> set[str]:
+        # The hot loop of ingest: plain tuples, no per-reading dicts or string formatting.
         fed: set[str] = set()
-        rows = self.observations
+        append = self.observations.append
         last_ref: tuple[str, str] | None = None
         eid = ""
-        state: _EntityState | None = None
+        newest: dict[tuple[str, str], Reading] = {}
         for reading in readings:
             ref = (reading.entity_type, reading.entity_key)
             if ref != last_ref:
                 last_ref = ref
                 eid = entity_id(*ref)
-                state = self._state(tenant, eid, reading.entity_type)
+                newest = self._state(tenant, eid, reading.entity_type).newest
                 fed.add(eid)
             value = reading.value
-            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            numeric = type(value) is float or type(value) is int
             dataset = reading.dataset_id or ""
-            rows.append(
-                ObservationRow(
+            append(
+                (
                     tenant,
                     eid,
                     reading.entity_type,
@@ -164,14 +169,10 @@ class BatchMapper:
                     reading.unit_code,
                 )
             )
-            observed = self._iso(reading.observed_at)
-            attribute: dict[str, Any] = {"type": "Property", "value": value, "observedAt": observed}
-            if reading.unit_code:
-                attribute["unitCode"] = reading.unit_code
-            if dataset:
-                attribute["datasetId"] = dataset
-            assert state is not None
-            state.observe((reading.attribute, dataset), observed, attribute)
+            key = (reading.attribute, dataset)
+            held = newest.get(key)
+            if held is None or held.observed_at <= reading.observed_at:
+                newest[key] = reading
         return fed
 
     def _add_context(

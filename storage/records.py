@@ -64,7 +64,8 @@ class DeviceActivity(NamedTuple):
 class Batch:
     """Everything one ingest batch writes, in one transaction."""
 
-    observations: list[ObservationRow] = field(default_factory=list)
+    #: Rows in ObservationRow field order; plain tuples on the hot path.
+    observations: list[tuple[Any, ...]] = field(default_factory=list)
     entities: list[EntityFragment] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     activity: list[DeviceActivity] = field(default_factory=list)

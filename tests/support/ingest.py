@@ -23,6 +23,7 @@ from stadspuls.simulator import Message, sample_devices, sample_groups
 from stadspuls.wiring import build_worker
 from storage.backend import detect_backend
 from storage.database import connect
+from storage.records import ObservationRow
 
 ObservationKey = tuple[str, str, str, str]
 
@@ -51,10 +52,8 @@ def expected_observations(messages: Iterable[Message]) -> set[ObservationKey]:
     raw = [RawMessage(m.topic, m.payload, 0, 1, now, 0.0) for m in messages]
     built = builder.build(raw)
     assert not built.batch.dead_letters, built.batch.dead_letters[:3]
-    return {
-        (row.entity_id, row.attribute, row.dataset_id, row.observed_at.isoformat())
-        for row in built.batch.observations
-    }
+    rows = (ObservationRow(*row) for row in built.batch.observations)
+    return {(r.entity_id, r.attribute, r.dataset_id, r.observed_at.isoformat()) for r in rows}
 
 
 def stored_observations(conn: psycopg.Connection) -> list[ObservationKey]:

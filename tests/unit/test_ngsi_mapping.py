@@ -8,6 +8,7 @@ import pytest
 
 from devices.model import Decoded, DeviceConfig, Reading
 from ngsi.mapping import BatchMapper, entity_id, format_datetime
+from storage.records import ObservationRow
 
 T0 = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
 DEVICE = DeviceConfig(
@@ -56,7 +57,7 @@ def test_datetimes_are_formatted_in_one_fixed_width_utc_form(moment, text):
 def test_numbers_go_to_the_numeric_column_and_the_rest_to_json(value, value_num, value_json):
     mapper = BatchMapper()
     mapper.add(DEVICE, Decoded([aq("pm25", value)]), T0)
-    (row,) = mapper.observations
+    (row,) = [ObservationRow(*row) for row in mapper.observations]
     assert (row.value_num, row.value_json) == (value_num, value_json)
     assert row.entity_id == "urn:ngsi-ld:AirQualityObserved:aq-001"
     assert (row.tenant, row.attribute, row.dataset_id, row.unit_code) == ("gent", "pm25", "", "GQ")
@@ -104,7 +105,7 @@ def test_dataset_instances_become_a_list_of_attribute_objects():
         ("urn:ngsi-ld:Dataset:lft", 4),
         ("urn:ngsi-ld:Dataset:rgt", 6),
     ]
-    assert {row.dataset_id for row in mapper.observations} == {
+    assert {ObservationRow(*row).dataset_id for row in mapper.observations} == {
         "",
         "urn:ngsi-ld:Dataset:lft",
         "urn:ngsi-ld:Dataset:rgt",
