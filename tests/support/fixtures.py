@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from stadspuls.embedded import running_mosquitto
 from stadspuls.settings import Settings
 from stadspuls.simulator import sample_devices, sample_groups
 from stadspuls.wiring import prepare_database
 from storage.database import connect, drop_database
 from storage.writer import write_registry
-
-from .mosquitto import running_mosquitto
 
 MAINTENANCE_URL = os.environ.get(
     "STADSPULS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

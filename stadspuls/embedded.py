@@ -1,4 +1,8 @@
-"""A real Mosquitto broker for the tests, started from the configuration the project ships."""
+"""Mosquitto started from the configuration the project ships (deploy/mosquitto.conf).
+
+Used by the tests and benchmarks for a broker of their own, and by `stadspuls up` when no
+broker is configured.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SHIPPED_CONFIG = REPO / "deploy" / "mosquitto.conf"
 
 
@@ -21,7 +25,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def broker_config(port: int, data_dir: Path) -> str:
+def broker_config(port: int, data_dir: Path, persistence: bool = True) -> str:
     """The shipped configuration, listening on `port` on loopback, persisting in `data_dir`."""
     lines = []
     for line in SHIPPED_CONFIG.read_text().splitlines():
@@ -29,19 +33,21 @@ def broker_config(port: int, data_dir: Path) -> str:
             line = f"listener {port} 127.0.0.1"
         elif line.startswith("persistence_location "):
             line = f"persistence_location {data_dir}/"
+        elif line.startswith("persistence ") and not persistence:
+            line = "persistence false"
         lines.append(line)
     return "\n".join(lines) + "\n"
 
 
 @contextmanager
-def running_mosquitto(workdir: Path) -> Iterator[str]:
+def running_mosquitto(workdir: Path, persistence: bool = True) -> Iterator[str]:
     """Run Mosquitto with the shipped configuration; yield its mqtt:// URL."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     port = free_port()
     data = workdir / "mosquitto-data"
     data.mkdir(parents=True, exist_ok=True)
     config = workdir / "mosquitto.conf"
-    config.write_text(broker_config(port, data))
+    config.write_text(broker_config(port, data, persistence))
     log = (workdir / "mosquitto.log").open("w")
     process = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=log)
     try:
