@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from stadspuls.publisher import publish_all
 from stadspuls.simulator import IOTA_APIKEY, message_stream
 from storage.database import connect
 from tests.support.ingest import (
@@ -17,7 +18,6 @@ from tests.support.ingest import (
     stored_observations,
     wait_until,
 )
-from tests.support.publisher import publish_all
 
 pytestmark = pytest.mark.integration
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from stadspuls.publisher import publish_all
 from stadspuls.simulator import message_stream
 from storage.database import connect
 from tests.support.ingest import (
@@ -20,7 +21,6 @@ from tests.support.ingest import (
     wait_for_rows,
     wait_until,
 )
-from tests.support.publisher import publish_all
 
 pytestmark = pytest.mark.integration
 

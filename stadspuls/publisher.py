@@ -1,4 +1,7 @@
-"""A publisher that waits for every PUBACK (mosquitto_pub -l at QoS 1 loses the tail)."""
+"""An MQTT publisher that waits for every PUBACK (mosquitto_pub -l at QoS 1 loses the tail).
+
+Used by the simulator, the tests and the benchmarks.
+"""
 
 from __future__ import annotations
 
