@@ -1,1 +1,1 @@
-"""Storage: schema, migrations, TimescaleDB and plain-PostgreSQL backends, bulk writes and queries."""
+"""Storage: schema, migrations, TimescaleDB and plain-PostgreSQL backends, bulk writes, queries."""

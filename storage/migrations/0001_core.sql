@@ -1,0 +1,117 @@
+-- Core tables shared by both backends: latest entity state, dead letters, device activity.
+
+-- Latest NGSI-LD state per entity: `entity` holds the normalized attributes keyed by short name.
+CREATE TABLE entities (
+    tenant      text        NOT NULL,
+    id          text        NOT NULL,
+    type        text        NOT NULL,
+    entity      jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    modified_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant, id)
+);
+CREATE INDEX entities_tenant_type_idx ON entities (tenant, type);
+CREATE INDEX entities_entity_idx ON entities USING gin (entity);
+
+-- Sort key of an attribute instance's observedAt (ISO 8601 UTC, 'Z'), or NULL without one.
+-- Both '...SSZ' and '...SS.ffffffZ' are written; a plain string comparison would rank
+-- '...00.5Z' below '...00Z' ('.' < 'Z'), so the fraction is padded to nanoseconds first.
+CREATE FUNCTION stadspuls_observed_at_key(instance jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT left(instance ->> 'observedAt', 19)
+        || rpad(CASE WHEN substr(instance ->> 'observedAt', 20, 1) = '.'
+                     THEN rtrim(substr(instance ->> 'observedAt', 21), 'Z')
+                     ELSE '' END, 9, '0')
+$$;
+
+-- The instances of one attribute value: an object is one instance, an array several.
+CREATE FUNCTION stadspuls_attribute_instances(attribute_value jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE jsonb_typeof(attribute_value)
+               WHEN 'array' THEN attribute_value
+               WHEN 'object' THEN jsonb_build_array(attribute_value)
+               ELSE '[]'::jsonb
+           END
+$$;
+
+-- Merge incoming attributes into the current ones, per attribute and per datasetId:
+-- the incoming instance wins unless both carry observedAt and the current one is newer
+-- (late data never overwrites newer state); an instance without observedAt (a context
+-- property) is simply replaced. Attributes absent from `incoming` are kept as they are.
+-- An attribute with a single instance without datasetId is written as a plain object,
+-- otherwise as an array of instances.
+CREATE FUNCTION stadspuls_merge_attributes(current jsonb, incoming jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(current, '{}'::jsonb) || coalesce((
+        SELECT jsonb_object_agg(name, merged_value)
+        FROM (
+            SELECT name,
+                   CASE WHEN count(*) = 1 AND max(dataset_id) = ''
+                        THEN (array_agg(instance))[1]
+                        ELSE jsonb_agg(instance ORDER BY dataset_id)
+                   END AS merged_value
+            FROM (
+                SELECT DISTINCT ON (name, dataset_id) name, dataset_id, instance
+                FROM (
+                    SELECT attribute.key AS name,
+                           coalesce(element.value ->> 'datasetId', '') AS dataset_id,
+                           element.value AS instance,
+                           -- Incoming without observedAt ranks highest, current without
+                           -- observedAt lowest; on equal times incoming wins.
+                           coalesce(stadspuls_observed_at_key(element.value),
+                                    CASE WHEN side.incoming THEN '~' ELSE '' END)
+                               COLLATE "C" AS rank_key,
+                           side.incoming,
+                           element.position
+                    FROM jsonb_each(coalesce(incoming, '{}'::jsonb)) AS attribute
+                    CROSS JOIN LATERAL (
+                        VALUES (false, stadspuls_attribute_instances(current -> attribute.key)),
+                               (true, stadspuls_attribute_instances(attribute.value))
+                    ) AS side (incoming, instances)
+                    CROSS JOIN LATERAL jsonb_array_elements(side.instances)
+                        WITH ORDINALITY AS element (value, position)
+                    WHERE jsonb_typeof(element.value) = 'object'
+                ) AS candidates
+                ORDER BY name, dataset_id, rank_key COLLATE "C" DESC, incoming DESC, position DESC
+            ) AS winners
+            GROUP BY name
+        ) AS attributes
+    ), '{}'::jsonb)
+$$;
+
+-- Folds several fragments of one entity (in batch order) with the same merge rules.
+CREATE AGGREGATE stadspuls_merge_attributes_agg(jsonb) (
+    SFUNC = stadspuls_merge_attributes,
+    STYPE = jsonb
+);
+
+-- Messages that could not be decoded or mapped, kept whole. A redelivered message finds its
+-- row through (topic, payload_sha256, reason) and only bumps times_received.
+CREATE TABLE dead_letters (
+    id                bigserial   PRIMARY KEY,
+    tenant            text        NOT NULL DEFAULT '',
+    device_id         text,
+    topic             text        NOT NULL,
+    payload           bytea       NOT NULL,
+    payload_sha256    bytea       NOT NULL,
+    reason            text        NOT NULL,
+    detail            text        NOT NULL DEFAULT '',
+    first_received_at timestamptz NOT NULL,
+    last_received_at  timestamptz NOT NULL,
+    times_received    integer     NOT NULL DEFAULT 1,
+    UNIQUE (topic, payload_sha256, reason)
+);
+CREATE INDEX dead_letters_reason_idx ON dead_letters (reason, last_received_at DESC);
+CREATE INDEX dead_letters_last_received_idx ON dead_letters (last_received_at DESC);
+
+-- Per-device counters for `stadspuls status` and silent-device checks.
+CREATE TABLE device_activity (
+    tenant           text        NOT NULL,
+    device_id        text        NOT NULL,
+    messages         bigint      NOT NULL DEFAULT 0,
+    readings         bigint      NOT NULL DEFAULT 0,
+    first_message_at timestamptz NOT NULL,
+    last_message_at  timestamptz NOT NULL,
+    PRIMARY KEY (tenant, device_id)
+);
+CREATE INDEX device_activity_last_message_idx ON device_activity (last_message_at DESC);
