@@ -51,14 +51,14 @@ def as_records(document: Any, list_key: str | None = None) -> list[dict[str, Any
     if isinstance(document, dict):
         if list_key is None or list_key not in document:
             return [document]
-        return object_list(document[list_key], list_key)
+        document = document[list_key]
+        # XML-to-JSON converters write a lone element as an object rather than an array.
+        return [document] if isinstance(document, dict) else object_list(document, list_key)
     return object_list(document, "payload")
 
 
 def object_list(value: Any, where: str) -> list[dict[str, Any]]:
-    """`value` as a list of objects (a lone object becomes a list of one)."""
-    if isinstance(value, dict):
-        return [value]
+    """`value` checked to be an array of objects."""
     if not isinstance(value, list):
         raise DecodeError("invalid_payload", f"{where}: expected an array, got {_kind(value)}")
     for index, item in enumerate(value):
