@@ -183,12 +183,12 @@ def _check_references(document: ConfigDocument, source: str) -> None:
         keys.add((device.profile, device.key))
         if device.model is None:
             continue
-        group = groups.get(device.model)
-        if group is None:
+        model = groups.get(device.model)
+        if model is None:
             raise ValueError(f"{where}.model: no group named {device.model!r}")
-        if group.profile != device.profile:
+        if model.profile != device.profile:
             raise ValueError(
-                f"{where}.model: group {device.model!r} is for {group.profile}, "
+                f"{where}.model: group {device.model!r} is for {model.profile}, "
                 f"the device for {device.profile}"
             )
 

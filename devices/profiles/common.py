@@ -14,7 +14,15 @@ from typing import Any
 
 import orjson
 
-from devices.model import AttributeMapping, Decoded, DecodeError, EntityRef, Reading, Value
+from devices.model import (
+    AttributeMapping,
+    Decoded,
+    DecodeError,
+    DeviceConfig,
+    EntityRef,
+    Reading,
+    Value,
+)
 
 #: Strings that sensors send for "no value" (airRohr writes "nan"; others leave it empty).
 MISSING_STRINGS = frozenset({"", "nan", "NaN", "NAN", "null", "None", "-"})
@@ -272,3 +280,45 @@ def _kind(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__
+
+
+def filter_pattern(topic_filter: str) -> tuple[str | None, ...]:
+    """A topic filter as a `topic_levels` pattern: `+` levels become None."""
+    return tuple(None if level == "+" else level for level in topic_filter.split("/"))
+
+
+class RecordProfile:
+    """Base of the profiles whose topic has one `+` level (the device key) and whose
+    payload is a list of independent records decoded one by one into a Collector."""
+
+    name: str = ""
+    topic_filters: tuple[str, ...] = ()
+    #: Key under which a wrapper object holds the records (`{"report": [...]}`).
+    list_key: str | None = None
+
+    def __init__(self) -> None:
+        self._pattern = filter_pattern(self.topic_filters[0])
+
+    def device_key(self, topic: str) -> str | None:
+        """The topic level under the filter's `+`."""
+        levels = topic_levels(topic, self._pattern)
+        return levels[0] if levels else None
+
+    def decode(
+        self, topic: str, payload: bytes, device: DeviceConfig, received_at: datetime
+    ) -> Decoded:
+        """Every record of the payload into one Decoded."""
+        out = Collector()
+        for record in self.records(load_json(payload)):
+            self.add_record(out, device, record, received_at)
+        return out.result(received_at)
+
+    def records(self, document: Any) -> list[Any]:
+        """The records of a parsed payload: one object, an array, or under `list_key`."""
+        return as_records(document, self.list_key)
+
+    def add_record(
+        self, out: Collector, device: DeviceConfig, record: Any, received_at: datetime
+    ) -> None:
+        """Decode one record into `out`."""
+        raise NotImplementedError

@@ -50,8 +50,13 @@ def parse_topic(topic: str) -> tuple[str, str, str | None] | None:
 class IotAgentJsonProfile:
     """Decodes IoT Agent JSON measures through the device's attribute mappings."""
 
-    name = "iotagent-json"
-    topic_filters = ("/json/+/+/attrs", "/json/+/+/attrs/+", "/+/+/attrs", "/+/+/attrs/+")
+    name: str = "iotagent-json"
+    topic_filters: tuple[str, ...] = (
+        "/json/+/+/attrs",
+        "/json/+/+/attrs/+",
+        "/+/+/attrs",
+        "/+/+/attrs/+",
+    )
 
     def device_key(self, topic: str) -> str | None:
         """`{apikey}/{device_id}`."""

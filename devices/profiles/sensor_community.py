@@ -11,20 +11,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from devices.model import Decoded, DecodeError, DeviceConfig, EntityRef
+from devices.model import DecodeError, DeviceConfig, EntityRef
 from devices.profiles.common import (
     Collector,
-    as_records,
-    load_json,
+    RecordProfile,
     mapping_at,
     object_list,
     parse_time,
     point_from,
     to_float,
-    topic_levels,
 )
 
-_TOPIC = ("sensor-community", None)
 ENTITY_TYPE = "AirQualityObserved"
 
 #: Value type without its sensor prefix → (attribute, UN/CEFACT unit, divisor).
@@ -39,26 +36,18 @@ QUANTITIES: dict[str, tuple[str, str, float]] = {
 }
 
 
-class SensorCommunityProfile:
-    """Decodes airRohr records published on `sensor-community/{chip id}`."""
+class SensorCommunityProfile(RecordProfile):
+    """Decodes airRohr records published on `sensor-community/{chip id}`: one record, an
+    array of records, or a custom-push body → AirQualityObserved."""
 
-    name = "sensor-community"
-    topic_filters = ("sensor-community/+",)
+    name: str = "sensor-community"
+    topic_filters: tuple[str, ...] = ("sensor-community/+",)
 
-    def device_key(self, topic: str) -> str | None:
-        """The chip id (last topic level)."""
-        levels = topic_levels(topic, _TOPIC)
-        return levels[0] if levels else None
-
-    def decode(
-        self, topic: str, payload: bytes, device: DeviceConfig, received_at: datetime
-    ) -> Decoded:
-        """One record, an array of records, or a custom-push body → AirQualityObserved."""
-        out = Collector()
-        entity = (ENTITY_TYPE, device.entity_key)
-        for record in as_records(load_json(payload)):
-            _record(out, entity, record, received_at)
-        return out.result(received_at)
+    def add_record(
+        self, out: Collector, device: DeviceConfig, record: Any, received_at: datetime
+    ) -> None:
+        """One record's values into the device's AirQualityObserved entity."""
+        _record(out, (ENTITY_TYPE, device.entity_key), record, received_at)
 
 
 def _record(out: Collector, entity: EntityRef, record: dict[str, Any], default: datetime) -> None:

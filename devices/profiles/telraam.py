@@ -12,20 +12,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from devices.model import Decoded, DecodeError, DeviceConfig
+from devices.model import DecodeError, DeviceConfig
 from devices.profiles.common import (
     Collector,
+    RecordProfile,
     as_records,
-    load_json,
     mapping_at,
     object_list,
     parse_time,
     to_float,
     to_iso,
-    topic_levels,
 )
 
-_TOPIC = ("telraam", None, "traffic")
 KMH = "KMH"
 
 #: Telraam mode → (entity type, context property, its Smart Data Models value,
@@ -46,38 +44,31 @@ RIGHT = "urn:ngsi-ld:Dataset:rgt"
 INTERVALS = {"hourly": timedelta(hours=1), "daily": timedelta(days=1)}
 
 
-class TelraamProfile:
-    """Decodes Telraam traffic reports and live snapshots."""
+class TelraamProfile(RecordProfile):
+    """Decodes Telraam traffic reports and live snapshots: one record, a report response,
+    a record array, or a GeoJSON Feature(Collection)."""
 
-    name = "telraam"
-    topic_filters = ("telraam/+/traffic",)
+    name: str = "telraam"
+    topic_filters: tuple[str, ...] = ("telraam/+/traffic",)
+    list_key = "report"
 
-    def device_key(self, topic: str) -> str | None:
-        """The middle topic level (the Telraam instance or segment id)."""
-        levels = topic_levels(topic, _TOPIC)
-        return levels[0] if levels else None
+    def records(self, document: Any) -> list[Any]:
+        """(record, geometry or None) pairs from any of the accepted shapes."""
+        if isinstance(document, dict) and document.get("type") == "FeatureCollection":
+            document = object_list(document.get("features"), "features")
+        pairs = []
+        for item in as_records(document, self.list_key):
+            if item.get("type") == "Feature":
+                pairs.append((mapping_at(item, "properties"), item.get("geometry")))
+            else:
+                pairs.append((item, None))
+        return pairs
 
-    def decode(
-        self, topic: str, payload: bytes, device: DeviceConfig, received_at: datetime
-    ) -> Decoded:
-        """One record, a report response, a record array, or a GeoJSON Feature(Collection)."""
-        out = Collector()
-        for record, geometry in _records(load_json(payload)):
-            _record(out, device, record, geometry, received_at)
-        return out.result(received_at)
-
-
-def _records(document: Any) -> list[tuple[dict[str, Any], Any]]:
-    """(record, geometry or None) pairs from any of the accepted shapes."""
-    if isinstance(document, dict) and document.get("type") == "FeatureCollection":
-        document = object_list(document.get("features"), "features")
-    pairs = []
-    for item in as_records(document, "report"):
-        if item.get("type") == "Feature":
-            pairs.append((mapping_at(item, "properties"), item.get("geometry")))
-        else:
-            pairs.append((item, None))
-    return pairs
+    def add_record(
+        self, out: Collector, device: DeviceConfig, record: Any, received_at: datetime
+    ) -> None:
+        """One interval of one segment: a flow entity per mode, uptime on the Device."""
+        _record(out, device, record[0], record[1], received_at)
 
 
 def _record(

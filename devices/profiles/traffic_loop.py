@@ -14,19 +14,16 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from devices.model import Decoded, DecodeError, DeviceConfig, EntityRef
+from devices.model import DecodeError, DeviceConfig, EntityRef
 from devices.profiles.common import (
     Collector,
-    as_records,
-    load_json,
+    RecordProfile,
     object_list,
     parse_time,
     to_float,
     to_iso,
-    topic_levels,
 )
 
-_TOPIC = ("traffic-loop", None)
 ENTITY_TYPE = "TrafficFlowObserved"
 KMH = "KMH"
 MINUTE = timedelta(minutes=1)
@@ -49,25 +46,19 @@ FIRST_SENTINEL_SPEED = 251.0
 _LANE = re.compile(r"L(\d+)$")
 
 
-class TrafficLoopProfile:
-    """Decodes MIV minute records: per vehicle class and per measuring point (site)."""
+class TrafficLoopProfile(RecordProfile):
+    """Decodes MIV minute records (`{"meetpunt": [...]}`, one meetpunt, or an array of them)
+    into TrafficFlowObserved entities per vehicle class and per measuring point (site)."""
 
-    name = "traffic-loop"
-    topic_filters = ("traffic-loop/+",)
+    name: str = "traffic-loop"
+    topic_filters: tuple[str, ...] = ("traffic-loop/+",)
+    list_key = "meetpunt"
 
-    def device_key(self, topic: str) -> str | None:
-        """The last topic level (the detector station)."""
-        levels = topic_levels(topic, _TOPIC)
-        return levels[0] if levels else None
-
-    def decode(
-        self, topic: str, payload: bytes, device: DeviceConfig, received_at: datetime
-    ) -> Decoded:
-        """`{"meetpunt": [...]}`, one meetpunt, or an array of them → TrafficFlowObserved."""
-        out = Collector()
-        for site in as_records(load_json(payload), "meetpunt"):
-            _site(out, site, received_at)
-        return out.result(received_at)
+    def add_record(
+        self, out: Collector, device: DeviceConfig, record: Any, received_at: datetime
+    ) -> None:
+        """One meetpunt (one lane, one minute)."""
+        _site(out, record, received_at)
 
 
 def _first(value: Any) -> Any:
@@ -75,6 +66,12 @@ def _first(value: Any) -> Any:
     if isinstance(value, list):
         return value[0] if value else None
     return value
+
+
+def _attributes(element: dict[str, Any]) -> dict[str, Any]:
+    """XML attributes: under "$" in xml2js output, inline in the plain form."""
+    attributes = element.get("$")
+    return attributes if isinstance(attributes, dict) else element
 
 
 def _flag(site: dict[str, Any], name: str) -> str:
@@ -106,7 +103,7 @@ def _speed(value: Any, count: float | None, where: str) -> float | None:
 
 
 def _site(out: Collector, site: dict[str, Any], default: datetime) -> None:
-    ids = site.get("$") if isinstance(site.get("$"), dict) else site
+    ids = _attributes(site)
     site_id = _first(ids.get("beschrijvende_id")) or _first(ids.get("unieke_id"))
     if not site_id:
         raise DecodeError("invalid_payload", "meetpunt without beschrijvende_id or unieke_id")
@@ -153,7 +150,7 @@ def _class(
     speeds_ok: bool,
 ) -> float | None:
     """Readings of one vehicle class; returns its count for the site total."""
-    attributes = data.get("$") if isinstance(data.get("$"), dict) else data
+    attributes = _attributes(data)
     class_id = str(_first(attributes.get("klasse_id")))
     vehicle_type = VEHICLE_TYPES.get(class_id)
     if vehicle_type is None:

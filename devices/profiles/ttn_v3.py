@@ -30,8 +30,8 @@ _TOPIC = ("v3", None, "devices", None, "up")
 class TtnV3Profile:
     """Decodes TTS v3 uplinks through the device's attribute mappings."""
 
-    name = "ttn-v3"
-    topic_filters = ("v3/+/devices/+/up",)
+    name: str = "ttn-v3"
+    topic_filters: tuple[str, ...] = ("v3/+/devices/+/up",)
 
     def device_key(self, topic: str) -> str | None:
         """`{application_id}/{device_id}`; the `@tenant` suffix of TTS Cloud is dropped."""
@@ -120,9 +120,10 @@ def _radio(
     dev_eui = mapping_at(message, "end_device_ids").get("dev_eui")
     if dev_eui:
         properties["devEui"] = dev_eui
-    for source, name in (("f_port", "fPort"), ("f_cnt", "fCnt")):
-        if source in uplink:
-            properties[name] = uplink[source]
+    # TTS leaves out zero values, so an absent counter is 0 (a frame counter reset after a
+    # rejoin is exactly what the Device entity should show) and an absent port is 0.
+    properties["fPort"] = uplink.get("f_port", 0)
+    properties["fCnt"] = uplink.get("f_cnt", 0)
     if gateways:
         properties["gateways"] = [
             mapping_at(gateway, "gateway_ids").get("gateway_id") for gateway in gateways

@@ -92,6 +92,7 @@ def test_real_uplink_without_decoded_payload_keeps_radio_metadata() -> None:
     assert decoded.device_properties == {
         "devEui": "4200000000000000",
         "fPort": 15,
+        "fCnt": 0,  # left out by TTS because it is 0
         "gateways": ["eui-0242020000247803"],
         "rssi": -35,
         "snr": 5,
@@ -179,20 +180,26 @@ def test_no_time_anywhere_uses_reception_time() -> None:
 
 
 @pytest.mark.parametrize(
-    ("removed", "absent"),
+    ("removed", "absent", "zero"),
     [
-        ("f_port", {"fPort"}),
-        ("f_cnt", {"fCnt"}),
-        ("rx_metadata", {"gateways", "rssi", "snr"}),
-        ("decoded_payload", set()),
+        ("f_port", set(), "fPort"),
+        ("f_cnt", set(), "fCnt"),
+        ("rx_metadata", {"gateways", "rssi", "snr"}, None),
+        ("decoded_payload", set(), None),
     ],
 )
-def test_fields_tts_omits_are_optional(removed: str, absent: set[str]) -> None:
+def test_fields_tts_omits_are_optional(removed: str, absent: set[str], zero: str | None) -> None:
     message = uplink({"battery_voltage": DL_PM["battery_voltage"]}, f_cnt=42)
     del message["uplink_message"][removed]
     decoded = decode(message)
-    assert absent.isdisjoint(decoded.device_properties)
-    assert decoded.device_properties["devEui"] == "4200000000000000"
+    properties = decoded.device_properties
+    assert absent.isdisjoint(properties)
+    assert properties["devEui"] == "4200000000000000"
+    # TTS omits zero values: a missing port or counter is 0, not unknown.
+    assert (properties["fPort"], properties["fCnt"]) == (
+        0 if zero == "fPort" else 15,
+        0 if zero == "fCnt" else 42,
+    )
     assert len(decoded.readings) == (0 if removed == "decoded_payload" else 1)
 
 
