@@ -1,35 +1,38 @@
-"""The ingest worker: MQTT in, batches through the pipeline, COPY and commit, then ack.
+"""The ingest worker: MQTT in, batches to the writer process, acknowledgement after commit.
 
-Three threads share the work so the database round trip overlaps with decoding:
-paho's network thread queues RawMessages; the batcher cuts batches by size and time and
-builds them; the writer commits each batch and only then acknowledges its messages.
-Both hand-offs are bounded queues, and the broker's Receive Maximum bounds what is in
-flight, so memory stays bounded under any backlog.
+Threads of this (the MQTT) process: paho's network thread queues each message; the batcher
+cuts batches by size and time and sends them to the writer process; the acknowledger reads
+the writer's answers and acknowledges each committed batch's messages, in order. The
+broker's Receive Maximum and a bound on batches in flight keep memory bounded under any
+backlog. If the writer process dies, it is started again and the uncommitted batches are
+sent again: nothing was acknowledged for them, so nothing is lost.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import psycopg
-
-from storage.writer import BatchWriter
-
+from .committer import BatchCommitter, CommitReport
 from .message import RawMessage
 from .metrics import IngestMetrics
 from .mqtt import MqttConsumer
-from .pipeline import BatchBuilder, BuiltBatch
-from .storage_errors import dead_letter_all
+from .writer_process import encode_batch, serve
 
 log = logging.getLogger(__name__)
 
-_STOP = object()
+#: Batches sent to the writer and not yet committed; two keep it busy while one commits.
+MAX_BATCHES_IN_FLIGHT = 3
+#: A writer that dies this many times within RESTART_WINDOW seconds is not started again:
+#: the worker fails (exit status 1) and its supervisor decides; nothing unacknowledged is lost.
+MAX_RESTARTS = 5
+RESTART_WINDOW = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,150 +52,174 @@ class WorkerStats:
     readings: int = 0
     dead_letters: int = 0
     storage_retries: int = 0
+    writer_restarts: int = 0
+
+
+@dataclass(slots=True)
+class _Pending:
+    messages: list[RawMessage]
+    data: bytes = field(repr=False)
 
 
 class IngestWorker:
-    """Wires an MqttConsumer, a BatchBuilder and a BatchWriter into an at-least-once loop."""
+    """Runs an MqttConsumer here and a BatchCommitter in a writer process, at least once."""
 
     def __init__(
         self,
         consumer_factory: Callable[[Callable[[RawMessage], None]], MqttConsumer],
-        builder: BatchBuilder,
-        writer: BatchWriter,
-        connect: Callable[[], psycopg.Connection],
+        make_committer: Callable[[], BatchCommitter],
         policy: BatchPolicy,
         metrics: IngestMetrics | None = None,
-        on_commit: Callable[[BuiltBatch, float], None] | None = None,
-        on_unknown_device: Callable[[], None] | None = None,
+        on_commit: Callable[[list[RawMessage], float], None] | None = None,
+        log_level: str = "INFO",
     ) -> None:
-        self._incoming: queue.Queue[RawMessage] = queue.Queue(maxsize=max(policy.size * 8, 1024))
-        self._built: queue.Queue[object] = queue.Queue(maxsize=2)
+        self._incoming: queue.Queue[RawMessage] = queue.Queue(maxsize=max(policy.size * 8, 4096))
         self.consumer = consumer_factory(self._incoming.put)
-        self._builder = builder
-        self._writer = writer
-        self._connect = connect
+        self._make_committer = make_committer
         self._policy = policy
         self.metrics = metrics or IngestMetrics()
         self._on_commit = on_commit
-        self._on_unknown_device = on_unknown_device
+        self._log_level = log_level
         self.stats = WorkerStats()
         self._stopping = threading.Event()
+        #: Set when the worker gave up (the writer process keeps dying).
+        self.failed = threading.Event()
+        self._restarts: list[float] = []
+        self._slots = threading.Semaphore(MAX_BATCHES_IN_FLIGHT)
+        self._pending: dict[int, _Pending] = {}
+        self._pending_lock = threading.Lock()
+        self._channel_lock = threading.Lock()
+        self._all_committed = threading.Condition(self._pending_lock)
+        self._context = multiprocessing.get_context("spawn")
+        self._channel = None
+        self._process = None
         self._threads: list[threading.Thread] = []
-        self._connection: psycopg.Connection | None = None
 
     def start(self) -> None:
-        """Open the database connection, start the threads and connect to the broker."""
-        self._connection = self._connect_with_retry()
+        """Start the writer process and the threads, then connect to the broker."""
+        self._start_writer()
         self._threads = [
             threading.Thread(target=self._batch_loop, name="ingest-batcher", daemon=True),
-            threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True),
+            threading.Thread(target=self._ack_loop, name="ingest-acknowledger", daemon=True),
         ]
         for thread in self._threads:
             thread.start()
         self.consumer.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 60.0) -> None:
         """Drain: commit and acknowledge what was received, then disconnect (SIGTERM path)."""
         self.consumer.stop_accepting()
         self._stopping.set()
-        for thread in self._threads:
-            thread.join(timeout)
+        self._threads[0].join(timeout)
+        with self._all_committed:
+            self._all_committed.wait_for(lambda: not self._pending or self.failed.is_set(), timeout)
         self.consumer.stop()
-        if self._connection is not None:
-            self._connection.close()
+        assert self._channel is not None and self._process is not None
+        self._channel.close()
+        self._process.join(timeout)
+        if self._process.is_alive():
+            self._process.kill()
+
+    def _start_writer(self) -> None:
+        parent, child = self._context.Pipe()
+        process = self._context.Process(
+            target=serve,
+            args=(child, self._make_committer, self._log_level),
+            name="stadspuls-writer",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        self._channel, self._process = parent, process
 
     def _batch_loop(self) -> None:
         incoming, policy = self._incoming, self._policy
+        sequence = 0
         while True:
             try:
                 first = incoming.get(timeout=0.05)
             except queue.Empty:
-                if self._stopping.is_set():
-                    break
+                if self._stopping.is_set() and incoming.empty():
+                    return
                 continue
             batch = [first]
             deadline = first.arrived + policy.seconds
             while len(batch) < policy.size:
-                remaining = deadline - time.monotonic()
-                if self._stopping.is_set():
-                    remaining = 0.0
+                remaining = 0.0 if self._stopping.is_set() else deadline - time.monotonic()
                 try:
-                    batch.append(
-                        incoming.get(timeout=remaining) if remaining > 0 else incoming.get_nowait()
-                    )
+                    if remaining > 0:
+                        batch.append(incoming.get(timeout=remaining))
+                    else:
+                        batch.append(incoming.get_nowait())
                 except queue.Empty:
                     break
-            built = self._builder.build(batch)
-            if built.unknown_devices and self._on_unknown_device is not None:
-                self._on_unknown_device()
-            self._built.put(built)
-        self._built.put(_STOP)
+            sequence += 1
+            self._send(sequence, batch)
 
-    def _write_loop(self) -> None:
-        while True:
-            item = self._built.get()
-            if item is _STOP:
-                return
-            assert isinstance(item, BuiltBatch)
-            started = time.monotonic()
-            self._write_until_committed(item)
-            self.consumer.ack(item.messages)
-            elapsed = time.monotonic() - started
-            self._account(item, elapsed)
+    def _send(self, sequence: int, batch: list[RawMessage]) -> None:
+        wire = [(m.topic, m.payload, m.qos, m.received_at.timestamp()) for m in batch]
+        data = encode_batch(sequence, wire)
+        self._slots.acquire()
+        # Under the channel lock a batch is either pending before a writer restart (and
+        # resent by it) or sent to the new writer: never neither.
+        with self._channel_lock:
+            with self._pending_lock:
+                self._pending[sequence] = _Pending(batch, data)
+            with contextlib.suppress(OSError):  # a dead writer is restarted by the acknowledger
+                self._channel.send_bytes(data)  # type: ignore[union-attr]
 
-    def _write_until_committed(self, built: BuiltBatch) -> None:
-        """Retry through lost connections; a batch is never skipped and never acked uncommitted."""
-        delay = 0.2
+    def _ack_loop(self) -> None:
         while True:
             try:
-                if self._connection is None or self._connection.closed:
-                    self._connection = self._connect()
-                self._writer.write(self._connection, built.batch)
-                return
-            except psycopg.OperationalError as error:
-                self.stats.storage_retries += 1
-                self.metrics.storage_retries.inc()
-                log.warning("batch not committed (%s); retrying in %.1f s", error, delay)
-                self._discard_connection()
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-            except psycopg.Error as error:
-                # Not a connectivity problem: this batch can never be written as it is.
-                # Keep every message whole in the dead-letter store rather than block ingest.
-                log.error("batch rejected by the database (%s); dead-lettering it", error)
-                self._discard_connection()
-                built.batch = dead_letter_all(built, f"{type(error).__name__}: {error}")
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                sequence, report = self._channel.recv()  # type: ignore[union-attr]
+            except (EOFError, OSError):
+                if self._stopping.is_set() and not self._pending:
+                    return
+                if not self._restart_writer():
+                    return
+                continue
+            with self._pending_lock:
+                pending = self._pending.pop(sequence)
+            self.consumer.ack(pending.messages)
+            self._account(pending.messages, report)
+            self._slots.release()
+            with self._all_committed:
+                self._all_committed.notify_all()
 
-    def _discard_connection(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(psycopg.Error):
-                self._connection.close()
-        self._connection = None
+    def _restart_writer(self) -> bool:
+        now = time.monotonic()
+        self._restarts = [t for t in self._restarts if now - t < RESTART_WINDOW] + [now]
+        if len(self._restarts) > MAX_RESTARTS:
+            log.critical("the writer process keeps exiting; giving up (nothing is acknowledged)")
+            self.failed.set()
+            return False
+        log.error("the writer process exited; starting it again and resending pending batches")
+        self.stats.writer_restarts += 1
+        if self._process is not None:
+            self._process.join(1)
+        time.sleep(0.5 * len(self._restarts))
+        with self._channel_lock:
+            self._start_writer()
+            with self._pending_lock:
+                resend = [self._pending[key].data for key in sorted(self._pending)]
+            for data in resend:
+                self._channel.send_bytes(data)  # type: ignore[union-attr]
+        return True
 
-    def _connect_with_retry(self) -> psycopg.Connection:
-        delay = 0.5
-        while True:
-            try:
-                return self._connect()
-            except psycopg.OperationalError as error:
-                log.warning("database unreachable (%s); retrying in %.1f s", error, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
-    def _account(self, built: BuiltBatch, elapsed: float) -> None:
-        batch, stats, metrics = built.batch, self.stats, self.metrics
-        dead = len(batch.dead_letters)
+    def _account(self, messages: list[RawMessage], report: CommitReport) -> None:
+        stats, metrics = self.stats, self.metrics
+        dead = sum(report.dead_letters.values())
         stats.batches += 1
-        stats.messages += len(built.messages)
-        stats.readings += built.readings
+        stats.messages += report.messages
+        stats.readings += report.readings
         stats.dead_letters += dead
-        metrics.received.inc(len(built.messages))
-        metrics.stored.inc(len(built.messages) - dead)
-        metrics.readings.inc(built.readings)
-        metrics.commit_seconds.observe(elapsed)
-        for letter in batch.dead_letters:
-            metrics.dead_lettered.labels(letter.reason).inc()
+        stats.storage_retries += report.retries
+        metrics.received.inc(report.messages)
+        metrics.stored.inc(report.messages - dead)
+        metrics.readings.inc(report.readings)
+        metrics.commit_seconds.observe(report.seconds)
+        metrics.storage_retries.inc(report.retries)
+        for reason, count in report.dead_letters.items():
+            metrics.dead_lettered.labels(reason).inc(count)
         if self._on_commit is not None:
-            self._on_commit(built, time.monotonic())
+            self._on_commit(messages, time.monotonic())

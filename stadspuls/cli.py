@@ -72,7 +72,8 @@ def _run_worker(settings: Settings, backend) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     worker.start()
-    stop.wait()
+    while not stop.wait(0.5) and not worker.failed.is_set():
+        pass
     logging.getLogger("stadspuls").info("stopping: draining, committing and acknowledging")
     worker.stop()
     s = worker.stats
@@ -80,6 +81,8 @@ def _run_worker(settings: Settings, backend) -> None:
         f"stopped after {s.messages} messages, {s.readings} readings, "
         f"{s.dead_letters} dead letters in {s.batches} batches"
     )
+    if worker.failed.is_set():
+        raise typer.Exit(1)
 
 
 @app.command("status")

@@ -5,12 +5,15 @@ Used by the simulator, the tests and the benchmarks.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from stadspuls.settings import parse_mqtt_url
+
+OUTSTANDING_LIMIT = 20_000
 
 
 def connected_publisher(url: str, client_id: str = "") -> mqtt.Client:
@@ -33,13 +36,24 @@ def publish_all(
 ) -> int:
     """Publish (topic, payload) pairs and return once the broker acknowledged every one."""
     client = connected_publisher(url)
+    pending: deque[mqtt.MQTTMessageInfo] = deque()
+    published = 0
     try:
-        infos = [client.publish(topic, payload, qos=qos) for topic, payload in messages]
-        for info in infos:
-            info.wait_for_publish(timeout)
-            if not info.is_published():
-                raise TimeoutError(f"message {info.mid} not acknowledged within {timeout} s")
-        return len(infos)
+        for topic, payload in messages:
+            # Packet ids are 16-bit: keep fewer unacknowledged messages than there are ids.
+            if len(pending) >= OUTSTANDING_LIMIT:
+                _confirm(pending.popleft(), timeout)
+            pending.append(client.publish(topic, payload, qos=qos))
+            published += 1
+        while pending:
+            _confirm(pending.popleft(), timeout)
+        return published
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+def _confirm(info: mqtt.MQTTMessageInfo, timeout: float) -> None:
+    info.wait_for_publish(timeout)
+    if not info.is_published():
+        raise TimeoutError(f"message {info.mid} not acknowledged within {timeout} s")

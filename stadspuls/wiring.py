@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-import psycopg
-
 from devices.profiles.registry import PROFILES
 from devices.registry import DeviceRegistry
+from ingest.committer import BatchCommitter
 from ingest.message import RawMessage
 from ingest.metrics import IngestMetrics
 from ingest.mqtt import MqttConsumer, subscription_filters
-from ingest.pipeline import BatchBuilder, BuiltBatch
+from ingest.pipeline import BatchBuilder
 from ingest.registry_source import RegistrySource
 from ingest.worker import BatchPolicy, IngestWorker
 from storage.backend import Backend, detect_backend
@@ -51,17 +50,27 @@ def registry_loader(database_url: str) -> Callable[[], DeviceRegistry]:
     return load
 
 
+def make_committer(settings: Settings, backend: Backend) -> BatchCommitter:
+    """The writer process's half of the worker: registry, pipeline and database writer."""
+    registry = RegistrySource(
+        registry_loader(settings.database_url), settings.registry_refresh_seconds
+    )
+    return BatchCommitter(
+        BatchBuilder(registry.current, settings.max_payload_bytes),
+        BatchWriter(backend),
+        partial(connect, settings.database_url),
+        on_unknown_device=registry.invalidate,
+    )
+
+
 def build_worker(
     settings: Settings,
     backend: Backend,
     *,
     metrics: IngestMetrics | None = None,
-    on_commit: Callable[[BuiltBatch, float], None] | None = None,
+    on_commit: Callable[[list[RawMessage], float], None] | None = None,
 ) -> IngestWorker:
     """An ingest worker wired to the configured database and broker (not yet started)."""
-    registry = RegistrySource(
-        registry_loader(settings.database_url), settings.registry_refresh_seconds
-    )
     topics = subscription_filters(
         settings.mqtt_topics or default_topics(), settings.mqtt_shared_group
     )
@@ -78,14 +87,11 @@ def build_worker(
             keepalive=settings.mqtt_keepalive,
         )
 
-    connect_database: Callable[[], psycopg.Connection] = partial(connect, settings.database_url)
     return IngestWorker(
         consumer,
-        BatchBuilder(registry.current, settings.max_payload_bytes),
-        BatchWriter(backend),
-        connect_database,
+        partial(make_committer, settings, backend),
         BatchPolicy(settings.batch_size, settings.batch_time),
         metrics=metrics,
         on_commit=on_commit,
-        on_unknown_device=registry.invalidate,
+        log_level=settings.log_level.upper(),
     )

@@ -1,0 +1,102 @@
+"""Turns one batch of raw messages into committed rows: build, write, retry until committed.
+
+Runs in the writer process (see writer_process.py). A batch is never skipped: connection
+failures are retried with backoff until the commit succeeds, and a batch the database
+rejects for any other reason is committed as dead letters, so every message is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+
+from storage.writer import BatchWriter
+
+from .message import RawMessage
+from .pipeline import BatchBuilder, BuiltBatch
+from .storage_errors import dead_letter_all
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class CommitReport:
+    """What one committed batch held, sent back to the process that acknowledges it."""
+
+    messages: int
+    readings: int
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+    seconds: float = 0.0
+
+
+class BatchCommitter:
+    """Build a batch, write it in one transaction, and retry until it is committed."""
+
+    def __init__(
+        self,
+        builder: BatchBuilder,
+        writer: BatchWriter,
+        connect: Callable[[], psycopg.Connection],
+        on_unknown_device: Callable[[], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._builder = builder
+        self._writer = writer
+        self._connect = connect
+        self._on_unknown_device = on_unknown_device
+        self._sleep = sleep
+        self._connection: psycopg.Connection | None = None
+
+    def commit(self, messages: Sequence[RawMessage]) -> CommitReport:
+        """Commit `messages` as readings or dead letters; return only once committed."""
+        started = time.monotonic()
+        built = self._builder.build(messages)
+        if built.unknown_devices and self._on_unknown_device is not None:
+            self._on_unknown_device()
+        retries = self._write_until_committed(built)
+        return CommitReport(
+            messages=len(messages),
+            readings=built.readings,
+            dead_letters=Counter(letter.reason for letter in built.batch.dead_letters),
+            retries=retries,
+            seconds=time.monotonic() - started,
+        )
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._discard_connection()
+
+    def _write_until_committed(self, built: BuiltBatch) -> int:
+        delay, retries = 0.2, 0
+        while True:
+            try:
+                if self._connection is None or self._connection.closed:
+                    self._connection = self._connect()
+                self._writer.write(self._connection, built.batch)
+                return retries
+            except psycopg.OperationalError as error:
+                # Connection lost, server restarting, deadlock: the same batch will go in.
+                log.warning("batch not committed (%s); retrying in %.1f s", error, delay)
+            except Exception as error:  # noqa: BLE001
+                # Not a connectivity problem (a constraint, a value the database refuses, a
+                # bug): this batch can never be written as it is. Keep every message whole in
+                # the dead-letter store rather than block ingest behind it.
+                log.exception("batch rejected (%s); dead-lettering its messages", error)
+                built.batch = dead_letter_all(built, f"{type(error).__name__}: {error}")
+            retries += 1
+            self._discard_connection()
+            self._sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    def _discard_connection(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._connection.close()
+        self._connection = None
