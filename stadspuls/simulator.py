@@ -205,6 +205,25 @@ def iotagent_measures(device: str, moment: datetime, rng: random.Random) -> Mess
     return Message("iotagent-json", f"/json/{IOTA_APIKEY}/{device}/attrs", orjson.dumps(body))
 
 
+def gateway_samples(
+    device: str, moment: datetime, rng: random.Random, samples: int = 10
+) -> Message:
+    """IoT Agent JSON multi-measure message: a gateway forwarding `samples` buffered samples.
+
+    Each sample carries NO2 and O3 with its own TimeInstant, so the message holds
+    2 × `samples` readings (20 by default): the "gateway style" load of the benchmark.
+    """
+    body = [
+        {
+            "n": round(max(1.0, rng.gauss(30, 15)), 1),
+            "o": round(rng.uniform(20, 90), 1),
+            "TimeInstant": _iso(moment + timedelta(milliseconds=100 * k)),
+        }
+        for k in range(samples)
+    ]
+    return Message("iotagent-json", f"/json/{IOTA_APIKEY}/{device}/attrs", orjson.dumps(body))
+
+
 def miv_record(bridge: str, sites: int, moment: datetime, rng: random.Random) -> Message:
     """An MIV-style record (xml2js arrays) of `sites` loop detectors, 5 vehicle classes each."""
     shape = _diurnal(moment)
@@ -264,6 +283,7 @@ def message_stream(
         "telraam": lambda i, t: telraam_report(348917 + i, t, rng),
         "iotagent-json": lambda i, t: iotagent_measures(f"no2-{i}", t, rng),
         "traffic-loop": lambda i, t: miv_record(f"miv-{i}", miv_sites, t, rng),
+        "gateway": lambda i, t: gateway_samples(f"gateway-{i}", t, rng),
     }
     per_profile = len(profiles)
     for n in range(count):
