@@ -142,13 +142,13 @@ class ConfigDocument(_Strict):
     devices: list[DeviceEntry] = Field(default_factory=list)
 
 
-def load_config(path: str | Path) -> tuple[list[tuple[str, DeviceConfig]], list[DeviceGroup]]:
+def load_device_file(path: str | Path) -> tuple[list[tuple[str, DeviceConfig]], list[DeviceGroup]]:
     """Read and validate a device file; ValueError names the file and the place in it."""
     path = Path(path)
-    return parse_config(path.read_text(encoding="utf-8"), str(path))
+    return parse_device_file(path.read_text(encoding="utf-8"), str(path))
 
 
-def parse_config(
+def parse_device_file(
     text: str, source: str = "<config>"
 ) -> tuple[list[tuple[str, DeviceConfig]], list[DeviceGroup]]:
     """Validate YAML text: (device key, DeviceConfig) pairs and the groups."""

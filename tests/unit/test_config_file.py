@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from devices.config_file import load_config, parse_config
+from devices.config_file import load_device_file, parse_device_file
 from devices.model import AttributeMapping, DeviceConfig, DeviceGroup
 from devices.registry import DeviceRegistry
 
@@ -49,7 +49,7 @@ devices:
 def test_full_file_gives_devices_and_groups(tmp_path: Path) -> None:
     path = tmp_path / "devices.yaml"
     path.write_text(FULL, encoding="utf-8")
-    devices, groups = load_config(path)
+    devices, groups = load_device_file(path)
     assert [key for key, _device in devices] == [
         "city-air/dl-pm-001",
         "4jggokgpepnvsb2uv4s40d59ov/sensor01",
@@ -96,7 +96,7 @@ def test_full_file_gives_devices_and_groups(tmp_path: Path) -> None:
 
 
 def test_loaded_config_feeds_the_registry() -> None:
-    registry = DeviceRegistry(*parse_config(FULL))
+    registry = DeviceRegistry(*parse_device_file(FULL))
     device = registry.resolve("ttn-v3", "city-air/dl-pm-001")
     assert device is not None
     assert device.tenant == "gent"
@@ -111,7 +111,7 @@ def test_loaded_config_feeds_the_registry() -> None:
 
 @pytest.mark.parametrize("text", ["", "# nothing yet\n", "groups: []\ndevices: []\n"])
 def test_empty_files_hold_nothing(text: str) -> None:
-    assert parse_config(text) == ([], [])
+    assert parse_device_file(text) == ([], [])
 
 
 DEVICE = "devices:\n  - {key: k, device_id: d, profile: telraam"
@@ -152,7 +152,7 @@ DEVICE = "devices:\n  - {key: k, device_id: d, profile: telraam"
 )
 def test_errors_name_the_place_in_the_document(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=rf"^devices\.yaml: .*{message}"):
-        parse_config(text, "devices.yaml")
+        parse_device_file(text, "devices.yaml")
 
 
 def test_load_errors_name_the_file(tmp_path: Path) -> None:
@@ -161,4 +161,4 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(
         ValueError, match=r"broken\.yaml: .*devices\[0\]\.device_id: Field required"
     ):
-        load_config(path)
+        load_device_file(path)
