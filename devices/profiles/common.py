@@ -34,7 +34,7 @@ BOOLEAN_TYPES = frozenset({"Boolean", "boolean", "Bool"})
 TEXT_TYPES = frozenset({"Text", "String", "text", "string"})
 JSON_TYPES = frozenset({"StructuredValue", "Object", "Array", "object", "array", "json"})
 
-# Fractions beyond microseconds (TTS writes nanoseconds) and a trailing "Z" on Python 3.10-.
+# Forms fromisoformat may refuse: nanosecond fractions (TTS writes them) and a "Z" suffix.
 _ISO_FIX = re.compile(r"(\.\d{6})\d+")
 
 

@@ -37,7 +37,7 @@ MODES: tuple[tuple[str, str, str, str, str, str], ...] = tuple(
         ("heavy", "TrafficFlowObserved", "vehicleType", "lorry"),
     )
 )
-#: Telraam counts per direction: "lft" and "rgt" as seen from the camera's window.
+#: Telraam splits counts by direction of travel, "lft" and "rgt" as the camera sees them.
 LEFT = "urn:ngsi-ld:Dataset:lft"
 RIGHT = "urn:ngsi-ld:Dataset:rgt"
 #: Report `interval` / snapshot `period` → length of the counting interval.

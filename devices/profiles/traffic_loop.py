@@ -124,7 +124,10 @@ def _site(out: Collector, site: dict[str, Any], default: datetime) -> None:
     site_entity = (ENTITY_TYPE, site_id)
     parent = {"type": "Relationship", "object": f"urn:ngsi-ld:{ENTITY_TYPE}:{site_id}"}
     total: float | None = None
-    for index, data in enumerate(object_list(site.get("meetdata") or [], "meetdata")):
+    classes = site.get("meetdata") or []
+    if isinstance(classes, dict):  # a lone element, as converters without arrays write it
+        classes = [classes]
+    for index, data in enumerate(object_list(classes, "meetdata")):
         count = _class(out, site_id, index, data, start, context, parent, speeds_ok)
         if count is not None:
             total = count + (total or 0.0)

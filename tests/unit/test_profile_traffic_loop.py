@@ -231,3 +231,13 @@ def test_unknown_vehicle_class_is_refused() -> None:
     record["meetdata"][0]["$"]["klasse_id"] = "7"
     with pytest.raises(DecodeError, match="^invalid_payload: meetdata.0.: unknown klasse_id 7"):
         decode({"meetpunt": [record]})
+
+
+def test_a_lone_meetdata_object_is_one_class() -> None:
+    record = plain(SITE)
+    record["meetdata"] = record["meetdata"][1]
+    assert table(decode(record)) == {
+        ("H222L10-class2", "intensity"): (0.0, None),
+        ("H222L10", "intensity"): (0.0, None),
+        ("H222L10", "occupancy"): (0.0, None),
+    }
