@@ -1,1 +1,4 @@
-"""Device registry and device profiles: pure decoders from (topic, payload, device config) to readings."""
+"""Device registry and device profiles.
+
+A profile is a pure decoder from (topic, payload bytes, device config) to readings.
+"""
