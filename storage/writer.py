@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 import psycopg
+from psycopg import sql
 from psycopg.adapt import Dumper
 from psycopg.pq import Format, TransactionStatus
 
@@ -44,8 +45,9 @@ CREATE TEMP TABLE IF NOT EXISTS stadspuls_entities_staging
     (ordinal int4, tenant text, id text, type text, entity jsonb) ON COMMIT DELETE ROWS;
 """
 
+_COPY_OBSERVATIONS = f"COPY {{table}} ({_OBSERVATION_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 _INSERT_STAGED_OBSERVATIONS = f"""
-INSERT INTO observations ({_OBSERVATION_COLUMNS})
+INSERT INTO {{table}} ({_OBSERVATION_COLUMNS})
 SELECT DISTINCT ON ({_OBSERVATION_KEY}) {_OBSERVATION_COLUMNS}
 FROM stadspuls_observations_staging
 ORDER BY {_OBSERVATION_KEY}
@@ -118,7 +120,10 @@ class WriteResult:
 
 
 def _copy_rows(
-    cursor: psycopg.Cursor, statement: str, types: list[str], rows: Sequence[Sequence[Any]]
+    cursor: psycopg.Cursor,
+    statement: str | sql.Composable,
+    types: list[str],
+    rows: Sequence[Sequence[Any]],
 ) -> None:
     with cursor.copy(statement) as copy:
         copy.set_types(types)
@@ -149,17 +154,17 @@ class BatchWriter:
     def write(self, conn: psycopg.Connection, batch: Batch) -> WriteResult:
         """Store the whole batch in one transaction and commit it."""
         _require_idle(conn)
-        self._prepare(conn, batch)
+        table = self._prepare(conn, batch)
         with conn.transaction(), conn.cursor() as cursor:
             cursor.adapters.register_dumper(None, _OrjsonJsonbBinaryDumper)
-            inserted = self._write_observations(cursor, batch.observations)
+            inserted = self._write_observations(cursor, table, batch.observations)
             upserted = self._write_entities(cursor, batch.entities)
             self._write_dead_letters(cursor, batch.dead_letters)
             self._write_activity(cursor, batch.activity)
         return WriteResult(inserted, upserted, len(batch.dead_letters))
 
-    def _prepare(self, conn: psycopg.Connection, batch: Batch) -> None:
-        """DDL the batch needs, each committed on its own before the batch transaction."""
+    def _prepare(self, conn: psycopg.Connection, batch: Batch) -> sql.Identifier:
+        """DDL the batch needs, committed before the batch transaction; the table to COPY into."""
         if conn not in self._prepared:
             # Temporary tables live as long as the session: create them once per connection,
             # outside the batch so a rolled-back batch cannot take them along.
@@ -167,33 +172,29 @@ class BatchWriter:
                 conn.execute(_CREATE_STAGING)
             self._prepared.add(conn)
         if self._partitions is not None and batch.observations:
-            self._partitions.ensure_for(conn, batch.observations)
+            return sql.Identifier(self._partitions.prepare(conn, batch.observations))
+        return sql.Identifier("observations")
 
-    def _write_observations(self, cursor: psycopg.Cursor, rows: Sequence[ObservationRow]) -> int:
+    def _write_observations(
+        self, cursor: psycopg.Cursor, table: sql.Identifier, rows: Sequence[ObservationRow]
+    ) -> int:
         if not rows:
             return 0
         try:
             with cursor.connection.transaction():
-                _copy_rows(
-                    cursor,
-                    f"COPY observations ({_OBSERVATION_COLUMNS}) FROM STDIN (FORMAT BINARY)",
-                    _OBSERVATION_TYPES,
-                    rows,
-                )
+                copy = sql.SQL(_COPY_OBSERVATIONS).format(table=table)
+                _copy_rows(cursor, copy, _OBSERVATION_TYPES, rows)
         except psycopg.errors.UniqueViolation:
             pass  # a redelivery or a duplicate in the batch: the savepoint is rolled back
         else:
             self.fast_path_batches += 1
             return len(rows)
         self.slow_path_batches += 1
+        staging = sql.Identifier("stadspuls_observations_staging")
         _copy_rows(
-            cursor,
-            f"COPY stadspuls_observations_staging ({_OBSERVATION_COLUMNS})"
-            " FROM STDIN (FORMAT BINARY)",
-            _OBSERVATION_TYPES,
-            rows,
+            cursor, sql.SQL(_COPY_OBSERVATIONS).format(table=staging), _OBSERVATION_TYPES, rows
         )
-        cursor.execute(_INSERT_STAGED_OBSERVATIONS)
+        cursor.execute(sql.SQL(_INSERT_STAGED_OBSERVATIONS).format(table=table))
         return cursor.rowcount
 
     def _write_entities(self, cursor: psycopg.Cursor, fragments: Sequence[EntityFragment]) -> int:

@@ -76,6 +76,12 @@ def test_a_batch_half_redelivered_inserts_only_the_new_half(conn, backend, recor
     assert stored_observations(conn, records.tenant) == 40
 
 
+def test_plain_tuples_in_row_order_are_written_like_observation_rows(conn, backend, records):
+    rows = [tuple(row) for row in records.observations(10, START)]
+    assert BatchWriter(backend).write(conn, Batch(observations=rows)).observations_inserted == 10
+    assert stored_observations(conn, records.tenant) == 10
+
+
 def test_values_units_and_dataset_ids_round_trip(conn, backend, records):
     entity = records.entity_id()
     values = [3.5, None, {"a": [1, 2]}, "congested", True]
