@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -45,11 +46,11 @@ def _months_between(first: Month, last: Month) -> list[Month]:
     return months
 
 
-def months_of(rows: Sequence[ObservationRow]) -> list[Month]:
+def months_of(rows: Sequence[tuple[Any, ...]]) -> list[Month]:
     """The UTC months a batch of observations falls in, plus the month after the newest."""
     if not rows:
         return []
-    times = [row[_OBSERVED_AT] for row in rows]
+    times: list[datetime] = [row[_OBSERVED_AT] for row in rows]
     first, last = _month_of(min(times)), _month_of(max(times))
     span = (last[0] - first[0]) * 12 + last[1] - first[1]
     if span <= _MAX_MONTH_SPAN:
@@ -77,7 +78,7 @@ class MonthlyPartitions:
         """Drop the cache (after partitions were detached or dropped by retention)."""
         self._known.clear()
 
-    def prepare(self, conn: psycopg.Connection, rows: Sequence[ObservationRow]) -> str:
+    def prepare(self, conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -> str:
         """Make sure `rows` have partitions; returns the table to COPY them into.
 
         That is the month's partition itself when the whole batch falls in one month (the

@@ -23,7 +23,7 @@ from psycopg.pq import Format, TransactionStatus
 
 from storage.backend import Backend
 from storage.partitions import MonthlyPartitions
-from storage.records import Batch, DeadLetter, DeviceActivity, EntityFragment, ObservationRow
+from storage.records import Batch, DeadLetter, DeviceActivity, EntityFragment
 from storage.registry import load_registry, write_registry
 
 __all__ = ["BatchWriter", "WriteResult", "load_registry", "write_registry"]
@@ -121,7 +121,7 @@ class WriteResult:
 
 def _copy_rows(
     cursor: psycopg.Cursor,
-    statement: str | sql.Composable,
+    statement: str | sql.Composed,
     types: list[str],
     rows: Sequence[Sequence[Any]],
 ) -> None:
@@ -176,7 +176,7 @@ class BatchWriter:
         return sql.Identifier("observations")
 
     def _write_observations(
-        self, cursor: psycopg.Cursor, table: sql.Identifier, rows: Sequence[ObservationRow]
+        self, cursor: psycopg.Cursor, table: sql.Identifier, rows: Sequence[tuple[Any, ...]]
     ) -> int:
         if not rows:
             return 0

@@ -7,10 +7,11 @@ where the extension cannot be used.
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -22,6 +23,8 @@ from storage.records import DeadLetter, DeviceActivity, EntityFragment, Observat
 from tests.support.fixtures import MAINTENANCE_URL, scratch_database_url
 
 BACKEND_NAMES = ["postgres", "timescaledb"]
+
+Result = TypeVar("Result")
 
 
 def _timescaledb_absence() -> str | None:
@@ -164,3 +167,34 @@ class RecordFactory:
 def records(tenant: str) -> RecordFactory:
     """Record builders for this test's tenant."""
     return RecordFactory(tenant)
+
+
+def _run_together(
+    url: str, count: int, action: Callable[[psycopg.Connection], Result]
+) -> list[Result]:
+    start = threading.Barrier(count)
+    results: list[Result] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            with connect(url) as connection:
+                start.wait()
+                results.append(action(connection))
+        except BaseException as error:  # re-raised below, in the test's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    if errors:
+        raise errors[0]
+    return results
+
+
+@pytest.fixture
+def run_together() -> Callable[..., list[Any]]:
+    """Run an action on `count` connections to `url` at the same moment, as racing workers do."""
+    return _run_together

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 
 import psycopg
 import pytest
 
 from storage.backend import Backend, BackendUnavailable, detect_backend
-from storage.database import connect, create_database_if_missing, drop_database
+from storage.database import connect, create_database_if_missing, drop_database, make_pool
 from storage.migrate import MigrationError, available_migrations, migrate
 from tests.support.fixtures import scratch_database_url
 
@@ -75,28 +74,11 @@ def test_running_migrate_again_changes_nothing(fresh_database_url, fresh_backend
 
 
 def test_two_workers_migrating_at_once_apply_each_file_exactly_once(
-    fresh_database_url, backend_name
+    fresh_database_url, backend_name, run_together
 ):
     with connect(fresh_database_url) as conn:
         backend = detect_backend(conn, backend_name)
-    start = threading.Barrier(2)
-    results: list[list[str]] = []
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            with connect(fresh_database_url) as conn:
-                start.wait()
-                results.append(migrate(conn, backend))
-        except BaseException as error:  # reported below, in the test thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
+    results = run_together(fresh_database_url, 2, lambda conn: migrate(conn, backend))
     assert sorted(results, key=len) == [[], expected_files(backend_name)]
 
 
@@ -148,3 +130,9 @@ def test_create_database_if_missing_then_drop():
         drop_database(url)
     with pytest.raises(psycopg.OperationalError, match="does not exist"):
         psycopg.connect(url).close()
+
+
+def test_a_pool_opens_on_entry_and_hands_out_transactional_connections(database_url, backend):
+    with make_pool(database_url, min_size=1, max_size=2) as pool, pool.connection() as conn:
+        assert conn.autocommit is False
+        assert conn.execute("SELECT current_database()").fetchone() is not None

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType
 
 import psycopg
@@ -11,7 +10,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from devices.model import AttributeMapping, DeviceConfig, DeviceGroup
-from storage.partitions import MonthlyPartitions, partition_name
+from storage.partitions import MonthlyPartitions, months_of, partition_name
 from storage.records import Batch, ObservationRow
 from storage.writer import BatchWriter, WriteResult, load_registry, write_registry
 
@@ -112,6 +111,32 @@ def partitions_of_observations(conn: psycopg.Connection) -> set[str]:
     return {name for (name,) in rows}
 
 
+BRUSSELS_WINTER = timezone(timedelta(hours=1))
+
+
+@pytest.mark.parametrize(
+    ("times", "months"),
+    [
+        ([datetime(2030, 5, 2, tzinfo=UTC)], [(2030, 5), (2030, 6)]),
+        (
+            [datetime(2031, 12, 31, 23, tzinfo=UTC), datetime(2032, 1, 1, tzinfo=UTC)],
+            [(2031, 12), (2032, 1), (2032, 2)],
+        ),
+        # Months are UTC months: 00:30 in Brussels on 1 January is still December in UTC.
+        ([datetime(2032, 1, 1, 0, 30, tzinfo=BRUSSELS_WINTER)], [(2031, 12), (2032, 1)]),
+        (
+            [datetime(2001, 1, 5, tzinfo=UTC), datetime(2033, 5, 5, tzinfo=UTC)],
+            [(2001, 1), (2033, 5), (2033, 6)],
+        ),
+        ([], []),
+    ],
+    ids=["one month", "year boundary", "local time", "bad clock", "empty"],
+)
+def test_months_of_a_batch(times, months):
+    rows = [("t", "e", "T", "a", "", moment, 1.0, None, None) for moment in times]
+    assert months_of(rows) == months
+
+
 @pytest.fixture
 def plain_backend(backend):
     if backend.name != "postgres":
@@ -144,27 +169,13 @@ def test_a_reading_from_a_bad_clock_does_not_create_every_month_in_between(
     assert "observations_y2017m06" not in partitions
 
 
-def test_two_workers_creating_the_same_partition_at_once_both_succeed(database_url, plain_backend):
+def test_two_workers_creating_the_same_partition_at_once_both_succeed(
+    conn, database_url, plain_backend, run_together
+):
     month = (2045, 6)
-    start = threading.Barrier(4)
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            with psycopg.connect(database_url) as connection:
-                start.wait()
-                MonthlyPartitions().ensure(connection, [month])
-        except BaseException as error:  # reported below, in the test thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert errors == []
-    with psycopg.connect(database_url) as connection:
-        assert partition_name(month) in partitions_of_observations(connection)
+    created = run_together(database_url, 4, lambda c: MonthlyPartitions().ensure(c, [month]))
+    assert sorted(created) == [[], [], [], [partition_name(month)]]
+    assert partition_name(month) in partitions_of_observations(conn)
 
 
 # --- entity merge (the SQL function, table-driven) ------------------------------------------
