@@ -272,6 +272,7 @@ class _DeadLetterGroup:
         self.count = 1
 
     def add(self, letter: DeadLetter) -> None:
+        """Count one more copy received at `letter.received_at`."""
         self.first = min(self.first, letter.received_at)
         self.last = max(self.last, letter.received_at)
         self.count += 1
