@@ -23,7 +23,7 @@ from .committer import BatchCommitter, CommitReport
 from .message import RawMessage
 from .metrics import IngestMetrics
 from .mqtt import MqttConsumer
-from .writer_process import encode_batch, serve
+from .writer_process import STOP, encode_batch, serve
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +115,13 @@ class IngestWorker:
             self._all_committed.wait_for(lambda: not self._pending or self.failed.is_set(), timeout)
         self.consumer.stop()
         assert self._channel is not None and self._process is not None
-        self._channel.close()
+        with self._channel_lock, contextlib.suppress(OSError):
+            self._channel.send_bytes(STOP)
         self._process.join(timeout)
         if self._process.is_alive():
             self._process.kill()
+        self._threads[1].join(timeout)
+        self._channel.close()
 
     def _start_writer(self) -> None:
         parent, child = self._context.Pipe()
@@ -179,12 +182,15 @@ class IngestWorker:
                     return
                 continue
             with self._pending_lock:
-                pending = self._pending.pop(sequence)
+                pending = self._pending[sequence]
+            # Acknowledge before the batch leaves `_pending`: stop() disconnects once nothing
+            # is pending, and the PUBACKs must already be queued ahead of the DISCONNECT.
             self.consumer.ack(pending.messages)
             self._account(pending.messages, report)
-            self._slots.release()
             with self._all_committed:
+                del self._pending[sequence]
                 self._all_committed.notify_all()
+            self._slots.release()
 
     def _restart_writer(self) -> bool:
         now = time.monotonic()

@@ -23,6 +23,11 @@ from .message import RawMessage
 WireMessage = tuple[str, bytes, int, float]
 
 
+#: Sent instead of a batch to tell the writer to finish: closing the pipe is not enough while
+#: the other process's acknowledger thread still blocks reading its end.
+STOP = b""
+
+
 def encode_batch(sequence: int, messages: list[WireMessage]) -> bytes:
     """The bytes the MQTT process sends for one batch."""
     return pickle.dumps((sequence, messages), protocol=pickle.HIGHEST_PROTOCOL)
@@ -51,6 +56,8 @@ def serve(channel: Connection, make_committer: Callable[[], BatchCommitter], lev
             try:
                 data = channel.recv_bytes()
             except (EOFError, OSError):
+                return
+            if data == STOP:
                 return
             sequence, messages = decode_batch(data)
             channel.send((sequence, committer.commit(messages)))
