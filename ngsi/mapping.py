@@ -59,13 +59,20 @@ def relationship(target: str) -> dict[str, Any]:
 class _EntityState:
     """Attributes gathered for one entity within one batch; the newest reading wins."""
 
-    __slots__ = ("entity_type", "context", "newest")
+    __slots__ = ("entity_type", "context", "newest", "context_time")
 
     def __init__(self, entity_type: str) -> None:
         self.entity_type = entity_type
         self.context: dict[str, Any] = {}
+        #: Observation time of the newest message that set context properties.
+        self.context_time: datetime | None = None
         # (attribute, datasetId) → newest reading; attribute objects are built once, at the end.
         self.newest: dict[tuple[str, str], Reading] = {}
+
+    def stamp(self, observed: datetime) -> None:
+        """Note that a message observed at `observed` set context properties."""
+        if self.context_time is None or self.context_time < observed:
+            self.context_time = observed
 
     def attributes(self, iso: Callable[[datetime], str]) -> dict[str, Any]:
         """Context properties and observed attributes, several instances as a list."""
@@ -104,18 +111,32 @@ class BatchMapper:
         device_id = device_entity_id(device)
         fed = self._feed_readings(tenant, device, decoded.readings)
         fed.discard(device_id)
-        self._add_context(tenant, device, decoded.entity_properties, fed)
         observed = decoded.observed_at or received_at
+        self._add_context(tenant, device, decoded.entity_properties, fed, observed)
         self._add_device(tenant, device, decoded, observed)
         self._count(tenant, device.device_id, len(decoded.readings), received_at)
         return len(decoded.readings)
 
     def fragments(self) -> list[EntityFragment]:
         """One fragment per entity touched by the batch."""
-        return [
-            EntityFragment(tenant, eid, state.entity_type, state.attributes(self._iso))
-            for (tenant, eid), state in self._entities.items()
-        ]
+        fragments = []
+        for (tenant, eid), state in self._entities.items():
+            # A fragment with context properties only is stamped with its message's time, so
+            # the latest-state merge can take its shortcut for it too (storage/entities.py).
+            times = [reading.observed_at for reading in state.newest.values()] or (
+                [state.context_time] if state.context_time else []
+            )
+            fragments.append(
+                EntityFragment(
+                    tenant,
+                    eid,
+                    state.entity_type,
+                    state.attributes(self._iso),
+                    min(times) if times else None,
+                    max(times) if times else None,
+                )
+            )
+        return fragments
 
     def activity(self) -> list[DeviceActivity]:
         """Per-device message and reading counts of the batch."""
@@ -181,6 +202,7 @@ class BatchMapper:
         device: DeviceConfig,
         properties: Mapping[EntityRef, Mapping[str, Any]],
         fed: set[str],
+        observed: datetime,
     ) -> None:
         """Context of the data entities: location, refDevice, static and profile properties."""
         device_ref = relationship(device_entity_id(device))
@@ -189,7 +211,9 @@ class BatchMapper:
         for eid in fed:
             touched.setdefault(eid, eid.split(":", 3)[2])
         for eid, entity_type in touched.items():
-            context = self._state(tenant, eid, entity_type).context
+            state = self._state(tenant, eid, entity_type)
+            state.stamp(observed)
+            context = state.context
             context["refDevice"] = device_ref
             for name, value in device.static_attributes.items():
                 context[name] = context_attribute(name, value)
@@ -209,6 +233,7 @@ class BatchMapper:
     ) -> None:
         """The Device entity: last report time, state, model, and what the profile knows."""
         state = self._state(tenant, device_entity_id(device), "Device")
+        state.stamp(observed)
         context = state.context
         reported = self._iso(observed)
         last = context.get("dateLastValueReported")

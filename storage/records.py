@@ -35,6 +35,10 @@ class EntityFragment:
     entity_id: str
     entity_type: str
     attributes: dict[str, Any]
+    #: Oldest and newest observedAt among the observed attributes (None without any): when
+    #: the oldest is newer than anything stored, the merge takes its shortcut.
+    oldest_observed_at: datetime | None = None
+    newest_observed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

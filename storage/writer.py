@@ -22,8 +22,10 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format, TransactionStatus
 
 from storage.backend import Backend
+from storage.entities import STAGING_TABLE as ENTITY_STAGING
+from storage.entities import write_entities
 from storage.partitions import MonthlyPartitions
-from storage.records import Batch, DeadLetter, DeviceActivity, EntityFragment
+from storage.records import Batch, DeadLetter, DeviceActivity
 from storage.registry import load_registry, write_registry
 
 __all__ = ["BatchWriter", "WriteResult", "load_registry", "write_registry"]
@@ -36,13 +38,10 @@ _OBSERVATION_TYPES = [
     "text", "text", "text", "text", "text", "timestamptz", "float8", "jsonb", "text",
 ]  # fmt: skip
 _OBSERVATION_KEY = "tenant, entity_id, attribute, dataset_id, observed_at"
-_ENTITY_TYPES = ["int4", "text", "text", "text", "jsonb"]
 
 _CREATE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS stadspuls_observations_staging
     (LIKE observations INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stadspuls_entities_staging
-    (ordinal int4, tenant text, id text, type text, entity jsonb) ON COMMIT DELETE ROWS;
 """
 
 _COPY_OBSERVATIONS = f"COPY {{table}} ({_OBSERVATION_COLUMNS}) FROM STDIN (FORMAT BINARY)"
@@ -52,25 +51,6 @@ SELECT DISTINCT ON ({_OBSERVATION_KEY}) {_OBSERVATION_COLUMNS}
 FROM stadspuls_observations_staging
 ORDER BY {_OBSERVATION_KEY}
 ON CONFLICT DO NOTHING
-"""
-
-# Rows go in key order so concurrent workers lock shared entities in the same order.
-_ENTITY_SOURCE_UNIQUE = """
-SELECT tenant, id, type, entity FROM stadspuls_entities_staging ORDER BY tenant, id
-"""
-# Several fragments of one entity in a batch: fold them in batch order first, because one
-# INSERT ... ON CONFLICT DO UPDATE cannot touch the same row twice.
-_ENTITY_SOURCE_FOLDED = """
-SELECT tenant, id, (array_agg(type ORDER BY ordinal DESC))[1],
-       stadspuls_merge_attributes_agg(entity ORDER BY ordinal)
-FROM stadspuls_entities_staging GROUP BY tenant, id ORDER BY tenant, id
-"""
-_UPSERT_ENTITIES = """
-INSERT INTO entities AS current (tenant, id, type, entity)
-{source}
-ON CONFLICT (tenant, id) DO UPDATE
-SET entity = stadspuls_merge_attributes(current.entity, EXCLUDED.entity),
-    modified_at = now()
 """
 
 _UPSERT_DEAD_LETTERS = """
@@ -158,7 +138,7 @@ class BatchWriter:
         with conn.transaction(), conn.cursor() as cursor:
             cursor.adapters.register_dumper(None, _OrjsonJsonbBinaryDumper)
             inserted = self._write_observations(cursor, table, batch.observations)
-            upserted = self._write_entities(cursor, batch.entities)
+            upserted = write_entities(cursor, batch.entities)
             self._write_dead_letters(cursor, batch.dead_letters)
             self._write_activity(cursor, batch.activity)
         return WriteResult(inserted, upserted, len(batch.dead_letters))
@@ -170,6 +150,7 @@ class BatchWriter:
             # outside the batch so a rolled-back batch cannot take them along.
             with conn.transaction():
                 conn.execute(_CREATE_STAGING)
+                conn.execute(ENTITY_STAGING)
             self._prepared.add(conn)
         if self._partitions is not None and batch.observations:
             return sql.Identifier(self._partitions.prepare(conn, batch.observations))
@@ -195,24 +176,6 @@ class BatchWriter:
             cursor, sql.SQL(_COPY_OBSERVATIONS).format(table=staging), _OBSERVATION_TYPES, rows
         )
         cursor.execute(sql.SQL(_INSERT_STAGED_OBSERVATIONS).format(table=table))
-        return cursor.rowcount
-
-    def _write_entities(self, cursor: psycopg.Cursor, fragments: Sequence[EntityFragment]) -> int:
-        if not fragments:
-            return 0
-        _copy_rows(
-            cursor,
-            "COPY stadspuls_entities_staging (ordinal, tenant, id, type, entity)"
-            " FROM STDIN (FORMAT BINARY)",
-            _ENTITY_TYPES,
-            [
-                (ordinal, f.tenant, f.entity_id, f.entity_type, f.attributes)
-                for ordinal, f in enumerate(fragments)
-            ],
-        )
-        unique = len({(f.tenant, f.entity_id) for f in fragments}) == len(fragments)
-        source = _ENTITY_SOURCE_UNIQUE if unique else _ENTITY_SOURCE_FOLDED
-        cursor.execute(_UPSERT_ENTITIES.format(source=source))
         return cursor.rowcount
 
     def _write_dead_letters(self, cursor: psycopg.Cursor, letters: Sequence[DeadLetter]) -> None:

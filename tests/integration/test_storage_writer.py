@@ -353,3 +353,71 @@ def test_registry_round_trips_and_updates_in_place(conn, backend, tenant):
     devices, groups = load_registry(conn)
     assert [(key, d) for key, d in devices if d.tenant == tenant] == [(f"{tenant}/dev", moved)]
     assert [g for g in groups if g.tenant == tenant] == [group]
+
+
+# --- the latest-state shortcut (fragments that say how old their attributes are) ------------
+
+
+def stamped(fragment):
+    """The fragment with oldest/newest observedAt set, as the NGSI-LD mapper sends it."""
+    values = fragment.attributes.values()
+    instances = [i for v in values for i in (v if isinstance(v, list) else [v])]
+    times = [datetime.fromisoformat(i["observedAt"]) for i in instances if "observedAt" in i]
+    fragment.oldest_observed_at, fragment.newest_observed_at = min(times), max(times)
+    return fragment
+
+
+LFT, RGT = "urn:ngsi-ld:Dataset:lft", "urn:ngsi-ld:Dataset:rgt"
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        pytest.param(
+            {"pm25": pm25(2, T2)}, {"pm25": pm25(1, T1)}, {"pm25": pm25(2, T2)}, id="late-data"
+        ),
+        pytest.param(
+            {"pm25": pm25(1, T1), "no2": pm25(7, T1)},
+            {"pm25": pm25(2, T2)},
+            {"pm25": pm25(2, T2), "no2": pm25(7, T1)},
+            id="newer-single-instance",
+        ),
+        pytest.param(
+            {"pm25": [pm25(1, T1), pm25(3, T1, LFT), pm25(4, T1, RGT)]},
+            {"pm25": [pm25(2, T2), pm25(5, T2, LFT), pm25(6, T2, RGT)]},
+            {"pm25": [pm25(2, T2), pm25(5, T2, LFT), pm25(6, T2, RGT)]},
+            id="newer-all-instances",
+        ),
+        pytest.param(
+            {"pm25": [pm25(1, T1), pm25(3, T1, LFT), pm25(4, T1, RGT)]},
+            {"pm25": [pm25(5, T2, LFT)]},
+            {"pm25": [pm25(1, T1), pm25(5, T2, LFT), pm25(4, T1, RGT)]},
+            id="newer-one-instance-keeps-the-others",
+        ),
+        pytest.param(
+            {"pm25": [pm25(5, T2, LFT), pm25(6, T2, RGT)]},
+            {"pm25": [pm25(1, T1, LFT), pm25(2, T1, RGT)]},
+            {"pm25": [pm25(5, T2, LFT), pm25(6, T2, RGT)]},
+            id="late-instances",
+        ),
+    ],
+)
+def test_stamped_fragments_merge_like_the_full_merge(
+    conn, backend, records, first, second, expected
+):
+    writer = BatchWriter(backend)
+    writer.write(conn, Batch(entities=[stamped(records.fragment(first))]))
+    writer.write(conn, Batch(entities=[stamped(records.fragment(second))]))
+    stored = stored_entity(conn, records.entity_id())
+    canonical = {
+        name: sorted(value, key=lambda i: i.get("datasetId", ""))
+        if isinstance(value, list)
+        else value
+        for name, value in stored.items()
+    }
+    assert canonical == {
+        name: sorted(value, key=lambda i: i.get("datasetId", ""))
+        if isinstance(value, list)
+        else value
+        for name, value in expected.items()
+    }
