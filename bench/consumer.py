@@ -24,6 +24,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.message import RawMessage
 from ingest.mqtt import MqttConsumer, subscription_filters
+from ingest.runtime import tune_garbage_collector
 from stadspuls.settings import Settings
 from stadspuls.wiring import build_worker, default_topics
 from storage.backend import detect_backend
@@ -57,6 +58,7 @@ def run_bare(url_port: int, client_id: str, expect: int, shared: str | None) -> 
     properties.ReceiveMaximum = 2000
     client.connect("127.0.0.1", url_port, clean_start=False, properties=properties)
     client.subscribe([(t, SubscribeOptions(qos=1)) for t in _topics(shared)])
+    tune_garbage_collector()  # the same process tuning as the pipeline: a fair baseline
     client.loop_start()
     if expect:
         done.wait(1800)
@@ -102,6 +104,7 @@ def run_pipeline(settings: Settings, expect: int, commit_times: str | None) -> d
 
     worker = build_worker(settings, backend, on_commit=on_commit)
     worker.start()
+    tune_garbage_collector()
     done.wait(1800)
     readings = worker.stats.readings
     worker.stop()

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from devices.model import Decoded, DecodeError, DeviceConfig, Reading
+from devices.model import Decoded, DecodeError, DeviceConfig, Profile, Reading
 from devices.profiles.registry import profile_for_topic
 from devices.registry import DeviceRegistry
 from ngsi.mapping import BatchMapper
@@ -22,6 +22,7 @@ from .message import RawMessage
 #: otherwise create far-future history (and, on plain PostgreSQL, partitions).
 MAX_CLOCK_AHEAD = timedelta(days=1)
 EARLIEST_OBSERVATION = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
+ROUTE_CACHE_SIZE = 100_000
 
 
 @dataclass(slots=True)
@@ -40,6 +41,17 @@ class BatchBuilder:
     def __init__(self, registry: Callable[[], DeviceRegistry], max_payload_bytes: int) -> None:
         self._registry = registry
         self._max_payload = max_payload_bytes
+        # Each device publishes on its own few topics: route each topic once.
+        self._routes: dict[str, tuple[Profile, str] | None] = {}
+
+    def _route(self, topic: str) -> tuple[Profile, str] | None:
+        try:
+            return self._routes[topic]
+        except KeyError:
+            if len(self._routes) >= ROUTE_CACHE_SIZE:
+                self._routes.clear()
+            routed = self._routes[topic] = profile_for_topic(topic)
+            return routed
 
     def build(self, messages: Sequence[RawMessage]) -> BuiltBatch:
         """Decode and map every message; failures become dead letters with their reason."""
@@ -65,7 +77,7 @@ class BatchBuilder:
             raise DecodeError(
                 "oversize", f"{len(message.payload)} bytes, limit {self._max_payload}"
             )
-        routed = profile_for_topic(message.topic)
+        routed = self._route(message.topic)
         if routed is None:
             raise DecodeError("unknown_topic", f"no device profile listens on {message.topic!r}")
         profile, key = routed

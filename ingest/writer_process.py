@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection
 
 from .committer import BatchCommitter
 from .message import RawMessage
+from .runtime import tune_garbage_collector
 
 #: One message on the wire: (topic, payload, qos, received_at as POSIX seconds).
 WireMessage = tuple[str, bytes, int, float]
@@ -51,6 +52,7 @@ def serve(channel: Connection, make_committer: Callable[[], BatchCommitter], lev
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     committer = make_committer()
+    tune_garbage_collector()
     try:
         while True:
             try:

@@ -63,6 +63,8 @@ class _EntityState:
 
     def __init__(self, entity_type: str) -> None:
         self.entity_type = entity_type
+        # Context properties as given (raw values or full attribute objects); wrapped into
+        # attribute objects once, at the end of the batch.
         self.context: dict[str, Any] = {}
         #: Observation time of the newest message that set context properties.
         self.context_time: datetime | None = None
@@ -76,7 +78,7 @@ class _EntityState:
 
     def attributes(self, iso: Callable[[datetime], str]) -> dict[str, Any]:
         """Context properties and observed attributes, several instances as a list."""
-        result: dict[str, Any] = dict(self.context)
+        result = {name: context_attribute(name, value) for name, value in self.context.items()}
         grouped: dict[str, list[dict[str, Any]]] = {}
         for (name, dataset), reading in self.newest.items():
             attribute: dict[str, Any] = {
@@ -104,6 +106,8 @@ class BatchMapper:
         self._entities: dict[tuple[str, str], _EntityState] = {}
         self._activity: dict[tuple[str, str], list[Any]] = {}
         self._times: dict[datetime, str] = {}
+        # id(device) → (device, constant context, location); devices repeat within a batch.
+        self._devices: dict[int, tuple[DeviceConfig, dict[str, Any], Any]] = {}
 
     def add(self, device: DeviceConfig, decoded: Decoded, received_at: datetime) -> int:
         """Add one decoded message from `device`; return how many readings it carried."""
@@ -205,24 +209,28 @@ class BatchMapper:
         observed: datetime,
     ) -> None:
         """Context of the data entities: location, refDevice, static and profile properties."""
-        device_ref = relationship(device_entity_id(device))
-        fallback_location = point(device.location) if device.location else None
+        constant, location = self._device_context(device)
         touched = {entity_id(*ref): ref[0] for ref in properties}
         for eid in fed:
             touched.setdefault(eid, eid.split(":", 3)[2])
         for eid, entity_type in touched.items():
             state = self._state(tenant, eid, entity_type)
             state.stamp(observed)
-            context = state.context
-            context["refDevice"] = device_ref
-            for name, value in device.static_attributes.items():
-                context[name] = context_attribute(name, value)
-            if fallback_location is not None:
-                context.setdefault("location", context_attribute("location", fallback_location))
+            state.context.update(constant)
+            if location is not None:
+                state.context.setdefault("location", location)
         for (entity_type, key), values in properties.items():
-            context = self._state(tenant, entity_id(entity_type, key), entity_type).context
-            for name, value in values.items():
-                context[name] = context_attribute(name, value)
+            self._state(tenant, entity_id(entity_type, key), entity_type).context.update(values)
+
+    def _device_context(self, device: DeviceConfig) -> tuple[dict[str, Any], Any]:
+        """What every entity of `device` gets (refDevice, static attributes), and its location."""
+        cached = self._devices.get(id(device))
+        if cached is None or cached[0] is not device:
+            constant = {"refDevice": relationship(device_entity_id(device))}
+            constant.update(device.static_attributes)
+            location = point(device.location) if device.location else None
+            cached = self._devices[id(device)] = (device, constant, location)
+        return cached[1], cached[2]
 
     def _add_device(
         self,
@@ -233,22 +241,19 @@ class BatchMapper:
     ) -> None:
         """The Device entity: last report time, state, model, and what the profile knows."""
         state = self._state(tenant, device_entity_id(device), "Device")
-        state.stamp(observed)
         context = state.context
-        reported = self._iso(observed)
-        last = context.get("dateLastValueReported")
-        if last is None or last["value"]["@value"] <= reported:
+        if state.context_time is None or state.context_time <= observed:
             context["dateLastValueReported"] = {
                 "type": "Property",
-                "value": {"@type": "DateTime", "@value": reported},
+                "value": {"@type": "DateTime", "@value": self._iso(observed)},
             }
-        context["deviceState"] = {"type": "Property", "value": "ok"}
+        state.stamp(observed)
+        context["deviceState"] = "ok"
         if device.model:
             context["refDeviceModel"] = relationship(entity_id("DeviceModel", device.model))
         if device.location:
-            context["location"] = context_attribute("location", point(device.location))
-        for name, value in decoded.device_properties.items():
-            context[name] = context_attribute(name, value)
+            context["location"] = self._device_context(device)[1]
+        context.update(decoded.device_properties)
 
     def _count(self, tenant: str, device_id: str, readings: int, received_at: datetime) -> None:
         counts = self._activity.get((tenant, device_id))

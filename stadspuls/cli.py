@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from devices.config_file import load_device_file
+from ingest.runtime import tune_garbage_collector
 from storage.database import connect
 from storage.status import collect_status, list_dead_letters
 from storage.writer import write_registry
@@ -72,6 +73,7 @@ def _run_worker(settings: Settings, backend) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     worker.start()
+    tune_garbage_collector()
     while not stop.wait(0.5) and not worker.failed.is_set():
         pass
     logging.getLogger("stadspuls").info("stopping: draining, committing and acknowledging")
