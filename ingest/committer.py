@@ -54,15 +54,19 @@ class BatchCommitter:
         self._sleep = sleep
         self._connection: psycopg.Connection | None = None
 
-    def commit(self, messages: Sequence[RawMessage]) -> CommitReport:
-        """Commit `messages` as readings or dead letters; return only once committed."""
-        started = time.monotonic()
+    def build(self, messages: Sequence[RawMessage]) -> BuiltBatch:
+        """Decode and map `messages` (CPU only; may run while another batch commits)."""
         built = self._builder.build(messages)
         if built.unknown_devices and self._on_unknown_device is not None:
             self._on_unknown_device()
+        return built
+
+    def commit(self, built: BuiltBatch) -> CommitReport:
+        """Write a built batch in one transaction; return only once it is committed."""
+        started = time.monotonic()
         retries = self._write_until_committed(built)
         return CommitReport(
-            messages=len(messages),
+            messages=len(built.messages),
             readings=built.readings,
             dead_letters=Counter(letter.reason for letter in built.batch.dead_letters),
             retries=retries,

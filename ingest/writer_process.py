@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import logging
 import pickle
+import queue
 import signal
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 
 from .committer import BatchCommitter
 from .message import RawMessage
+from .pipeline import BuiltBatch
 from .runtime import tune_garbage_collector
+
+#: Built batches waiting for the committer thread; None tells it to finish.
+Handoff = queue.Queue[tuple[int, BuiltBatch] | None]
 
 #: One message on the wire: (topic, payload, qos, received_at as POSIX seconds).
 WireMessage = tuple[str, bytes, int, float]
@@ -45,23 +51,48 @@ def decode_batch(data: bytes) -> tuple[int, list[RawMessage]]:
 
 
 def serve(channel: Connection, make_committer: Callable[[], BatchCommitter], level: str) -> None:
-    """Commit batches from `channel` until it closes; answer each with (sequence, report)."""
+    """Commit batches from `channel` until told to stop; answer each with (sequence, report).
+
+    Two threads, so the database works on one batch while the next is decoded: this one
+    receives and builds, the committer thread writes and answers, in batch order.
+    """
     # The MQTT process owns shutdown: Ctrl-C reaches the whole process group, but this
-    # process must finish the batch in hand and exit when the pipe closes.
+    # process must finish the batch in hand and exit when told to.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     committer = make_committer()
+    built: Handoff = queue.Queue(maxsize=1)
+    writer = threading.Thread(
+        target=_commit_loop, args=(channel, committer, built), name="committer", daemon=True
+    )
     tune_garbage_collector()
+    writer.start()
     try:
         while True:
             try:
                 data = channel.recv_bytes()
             except (EOFError, OSError):
-                return
+                break
             if data == STOP:
-                return
+                break
             sequence, messages = decode_batch(data)
-            channel.send((sequence, committer.commit(messages)))
+            built.put((sequence, committer.build(messages)))
     finally:
+        built.put(None)
+        writer.join()
         committer.close()
+
+
+def _commit_loop(
+    channel: Connection,
+    committer: BatchCommitter,
+    built: queue.Queue[tuple[int, BuiltBatch] | None],
+) -> None:
+    while (item := built.get()) is not None:
+        sequence, batch = item
+        report = committer.commit(batch)
+        try:
+            channel.send((sequence, report))
+        except OSError:
+            return  # the MQTT process is gone; its broker session redelivers the rest
