@@ -110,10 +110,13 @@ def write_entities(cursor: psycopg.Cursor, fragments: Sequence[EntityFragment]) 
         copy.set_types(_TYPES)
         for ordinal, fragment in enumerate(fragments):
             copy.write_row(_row(ordinal, fragment))
-    if len({(f.tenant, f.entity_id) for f in fragments}) != len(fragments):
+    staged = len({(f.tenant, f.entity_id) for f in fragments})
+    if staged != len(fragments):
         cursor.execute(_FOLD)
     cursor.execute(_LOCK)
     cursor.execute(_UPDATE)
     updated = cursor.rowcount
+    if updated == staged:  # every entity existed: nothing to insert
+        return updated
     cursor.execute(_INSERT)
     return updated + cursor.rowcount
