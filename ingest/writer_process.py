@@ -77,11 +77,25 @@ def serve(channel: Connection, make_committer: Callable[[], BatchCommitter], lev
             if data == STOP:
                 break
             sequence, messages = decode_batch(data)
-            built.put((sequence, committer.build(messages)))
+            if not _hand_over(built, (sequence, committer.build(messages)), writer):
+                break
     finally:
-        built.put(None)
+        _hand_over(built, None, writer)
         writer.join()
         committer.close()
+
+
+def _hand_over(
+    built: Handoff, item: tuple[int, BuiltBatch] | None, writer: threading.Thread
+) -> bool:
+    """Queue `item` for the committer thread; False if that thread has ended (MQTT side gone)."""
+    while writer.is_alive():
+        try:
+            built.put(item, timeout=0.5)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 def _commit_loop(
