@@ -6,6 +6,7 @@ import signal
 import threading
 from datetime import UTC, datetime, timedelta
 
+import psutil
 import pytest
 
 from stadspuls.publisher import publish_all
@@ -114,8 +115,16 @@ def test_worker_killed_with_sigkill_mid_stream_loses_and_duplicates_nothing(
                 60,
                 "part of the stream to be stored",
             )
+        writers = psutil.Process(worker.process.pid).children()
+        assert writers, "the worker runs a writer process"
         worker.signal(signal.SIGKILL)
         assert worker.wait() == -signal.SIGKILL
+        # The orphaned writer process finishes the batch in hand and exits by itself.
+        wait_until(
+            lambda: not any(w.is_running() and w.status() != "zombie" for w in writers),
+            30,
+            "the orphaned writer process to exit",
+        )
         publisher.join(120)
         with connect(ingest_database) as conn:
             assert count(conn, "SELECT count(*) FROM observations") < len(expected)
