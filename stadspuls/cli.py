@@ -95,7 +95,8 @@ def status_command(devices: int = typer.Option(20, help="How many devices to lis
     with connect(settings.database_url) as conn:
         report = collect_status(conn, backend, devices=devices)
     console.print(f"[bold]storage[/bold]      {report.backend_version} ({report.backend_name})")
-    console.print(f"[bold]messages[/bold]     {report.messages:,} received")
+    dead = sum(reason.times_received for reason in report.dead_letters)
+    console.print(f"[bold]messages[/bold]     {report.messages:,} decoded, {dead:,} dead-lettered")
     console.print(
         f"[bold]readings[/bold]     {report.readings:,} received, "
         f"{report.observations:,} stored observations"

@@ -110,7 +110,7 @@ def running_worker(settings: Settings, **kwargs) -> Iterator[IngestWorker]:
 class WorkerProcess:
     """`python -m stadspuls ingest` as a child process, as an operator would run it."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path, metrics_port: int = 0) -> None:
         self.env = {
             **os.environ,
             "STADSPULS_DATABASE_URL": settings.database_url,
@@ -119,7 +119,7 @@ class WorkerProcess:
             "STADSPULS_MQTT_SESSION_EXPIRY": str(settings.mqtt_session_expiry),
             "STADSPULS_BATCH_SIZE": str(settings.batch_size),
             "STADSPULS_BATCH_TIME": str(settings.batch_time),
-            "STADSPULS_METRICS_PORT": "0",
+            "STADSPULS_METRICS_PORT": str(metrics_port),
         }
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
