@@ -189,3 +189,22 @@ def test_two_workers_on_a_shared_subscription_store_every_message_once(ingest_da
     assert one.stats.messages > 0 and two.stats.messages > 0
     assert one.stats.messages + two.stats.messages == 2000
     assert_stored_exactly(ingest_database, expected)
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_messages_published_while_the_worker_is_stopped_arrive_after_restart(
+    protocol, ingest_database, mqtt_url
+):
+    first, second = (
+        stream(300, devices_per_profile=5)[:150],
+        stream(300, devices_per_profile=5)[150:],
+    )
+    settings = ingest_settings(ingest_database, mqtt_url, mqtt_protocol=protocol)
+    with running_worker(settings):
+        publish_all(mqtt_url, pairs(first))
+        wait_for_rows(ingest_database, len(expected_observations(first)))
+    publish_all(mqtt_url, pairs(second))  # the broker queues these in the worker's session
+    with running_worker(settings) as worker:
+        wait_for_rows(ingest_database, len(expected_observations(first + second)))
+    assert worker.consumer.protocol == protocol
+    assert_stored_exactly(ingest_database, expected_observations(first + second))
