@@ -64,6 +64,8 @@ class MqttConsumer:
         self._keepalive = keepalive
         self.connected = threading.Event()
         self.accepting = True
+        #: Messages handed to `deliver` since start (for tests and benchmarks).
+        self.delivered = 0
         self.client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -166,6 +168,7 @@ class MqttConsumer:
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         if not self.accepting:
             return
+        self.delivered += 1
         self._deliver(
             RawMessage(
                 message.topic,

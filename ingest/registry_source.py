@@ -24,13 +24,25 @@ class RegistrySource:
         load: Callable[[], DeviceRegistry],
         refresh_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._load = load
         self._refresh = refresh_seconds
         self._clock = clock
         self._lock = threading.Lock()
-        self._registry = load()
+        self._registry = self._first_load(sleep)
         self._loaded_at = clock()
+
+    def _first_load(self, sleep: Callable[[float], None]) -> DeviceRegistry:
+        # Nothing can be decoded without a registry: wait for the database, however long.
+        delay = 0.5
+        while True:
+            try:
+                return self._load()
+            except Exception as error:  # noqa: BLE001
+                log.warning("device registry not loaded (%s); retrying in %.1f s", error, delay)
+                sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     def current(self) -> DeviceRegistry:
         """The registry to decode the next batch with."""

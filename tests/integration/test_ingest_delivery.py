@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import psutil
@@ -12,6 +13,7 @@ import pytest
 from stadspuls.publisher import publish_all
 from stadspuls.simulator import message_stream
 from storage.database import connect
+from tests.support.fixtures import MAINTENANCE_URL
 from tests.support.ingest import (
     WorkerProcess,
     count,
@@ -208,3 +210,35 @@ def test_messages_published_while_the_worker_is_stopped_arrive_after_restart(
         wait_for_rows(ingest_database, len(expected_observations(first + second)))
     assert worker.consumer.protocol == protocol
     assert_stored_exactly(ingest_database, expected_observations(first + second))
+
+
+def test_while_the_database_refuses_connections_nothing_is_acked_and_nothing_is_lost(
+    ingest_database, mqtt_url
+):
+    messages = stream(2000, devices_per_profile=20)
+    expected = expected_observations(messages)
+    settings = ingest_settings(ingest_database, mqtt_url, batch_size=100, mqtt_receive_maximum=300)
+    database = ingest_database.rsplit("/", 1)[1]
+    with running_worker(settings) as worker, connect(MAINTENANCE_URL) as admin:
+        publish_all(mqtt_url, pairs(messages[:50]))  # the writer is up and connected
+        wait_until(lambda: worker.stats.messages >= 50, 30, "the first messages")
+        admin.autocommit = True
+        admin.execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS false')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        )
+        committed_before = worker.stats.messages
+        publisher = threading.Thread(target=publish_all, args=(mqtt_url, pairs(messages[50:])))
+        publisher.start()
+        publisher.join(60)
+        time.sleep(2)  # the worker keeps failing to reconnect meanwhile
+        # Nothing committed, so nothing acknowledged: the broker holds the rest back once
+        # Receive Maximum messages are in the worker's hands (bounded memory).
+        assert worker.stats.messages == committed_before
+        assert worker.consumer.delivered - committed_before <= 300
+        admin.execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS true')
+        wait_for_rows(ingest_database, len(expected), timeout=120)
+    assert worker.stats.storage_retries >= 1
+    assert_stored_exactly(ingest_database, expected)
