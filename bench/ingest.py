@@ -166,7 +166,12 @@ def _watch_rss(processes: list[subprocess.Popen]):
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    return lambda: (thread.join(), peak[0])[1]
+
+    def finish() -> int:
+        thread.join()
+        return peak[0]
+
+    return finish
 
 
 def _publish_parallel(port: int, messages: list[tuple[str, bytes]], publishers: int = 2) -> None:

@@ -172,7 +172,7 @@ class MqttConsumer:
         self._deliver(
             RawMessage(
                 message.topic,
-                message.payload,
+                bytes(message.payload),
                 message.mid,
                 message.qos,
                 datetime.now(UTC),

@@ -18,6 +18,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 
 from .committer import BatchCommitter, CommitReport
 from .message import RawMessage
@@ -91,8 +93,8 @@ class IngestWorker:
         self._channel_lock = threading.Lock()
         self._all_committed = threading.Condition(self._pending_lock)
         self._context = multiprocessing.get_context("spawn")
-        self._channel = None
-        self._process = None
+        self._channel: Connection | None = None
+        self._process: BaseProcess | None = None
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -169,12 +171,12 @@ class IngestWorker:
             with self._pending_lock:
                 self._pending[sequence] = _Pending(batch, data)
             with contextlib.suppress(OSError):  # a dead writer is restarted by the acknowledger
-                self._channel.send_bytes(data)  # type: ignore[union-attr]
+                self._channel.send_bytes(data)  # type: ignore[union-attr,attr-defined]
 
     def _ack_loop(self) -> None:
         while True:
             try:
-                sequence, report = self._channel.recv()  # type: ignore[union-attr]
+                sequence, report = self._channel.recv()  # type: ignore[union-attr,attr-defined]
             except (EOFError, OSError):
                 if self._stopping.is_set() and not self._pending:
                     return
@@ -209,7 +211,7 @@ class IngestWorker:
             with self._pending_lock:
                 resend = [self._pending[key].data for key in sorted(self._pending)]
             for data in resend:
-                self._channel.send_bytes(data)  # type: ignore[union-attr]
+                self._channel.send_bytes(data)  # type: ignore[union-attr,attr-defined]
         return True
 
     def _account(self, messages: list[RawMessage], report: CommitReport) -> None:

@@ -78,7 +78,9 @@ class _EntityState:
 
     def attributes(self, iso: Callable[[datetime], str]) -> dict[str, Any]:
         """Context properties and observed attributes, several instances as a list."""
-        result = {name: context_attribute(name, value) for name, value in self.context.items()}
+        result: dict[str, Any] = {
+            name: context_attribute(name, value) for name, value in self.context.items()
+        }
         grouped: dict[str, list[dict[str, Any]]] = {}
         for (name, dataset), reading in self.newest.items():
             attribute: dict[str, Any] = {
