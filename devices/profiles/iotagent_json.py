@@ -9,12 +9,13 @@ multi-measures, `.../attrs/<object_id>` with the bare value, the legacy topics w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from devices.model import AttributeMapping, Decoded, DecodeError, DeviceConfig
+from devices.model import AttributeMapping, Decoded, DecodeError, DeviceConfig, EntityRef, Reading
 from devices.profiles.common import (
     Collector,
     as_records,
@@ -35,6 +36,8 @@ _TOPICS: dict[int, tuple[tuple[tuple[str | None, ...], bool], ...]] = {
 DEFAULT_ENTITY_TYPE = "Thing"
 TIME_INSTANT = "TimeInstant"
 GEO_TYPES = frozenset({"geo:point", "geo:json", "GeoProperty"})
+#: Mapping types that go to the entity's context rather than to readings.
+CONTEXT_TYPES = GEO_TYPES | {"Relationship"}
 
 
 def parse_topic(topic: str) -> tuple[str, str, str | None] | None:
@@ -82,26 +85,38 @@ class IotAgentJsonProfile:
         entity = (device.entity_type or DEFAULT_ENTITY_TYPE, device.entity_key)
         context = out.context(entity)
         context.update(device.static_attributes)
-        attributes = device.attributes
         for group in groups:
             stamp = group.get(TIME_INSTANT)
             observed = parse_time(stamp) if stamp else received_at
             out.times.append(observed)
-            for key, raw in group.items():
-                mapping = attributes.get(key)
-                if mapping is None:
-                    if key != TIME_INSTANT:
-                        out.add(entity, key, raw, observed)
-                elif mapping.type in GEO_TYPES:
-                    geometry = _geometry(raw, mapping)
-                    if geometry is not None:
-                        context[mapping.name] = _geo_property(mapping.name, geometry)
-                elif mapping.type == "Relationship":
-                    if raw is not None:
-                        context[mapping.name] = {"type": "Relationship", "object": str(raw)}
-                else:
-                    out.add(entity, mapping.name, coerce(raw, mapping), observed, mapping.unit_code)
+            _measures(out.readings, context, entity, group, device.attributes, observed)
         return out.result(received_at)
+
+
+def _measures(
+    readings: list[Reading],
+    context: dict[str, Any],
+    entity: EntityRef,
+    group: dict[str, Any],
+    attributes: Mapping[str, AttributeMapping],
+    observed: datetime,
+) -> None:
+    """One measure group: measures → readings, geo attributes and relationships → context."""
+    entity_type, entity_key = entity
+    append = readings.append
+    for key, raw in group.items():
+        mapping = attributes.get(key)
+        if mapping is None:
+            # Unmapped measures keep their own name (IoT Agent explicitAttrs=false).
+            if raw is not None and key != TIME_INSTANT:
+                append(Reading(entity_type, entity_key, key, raw, observed))
+        elif mapping.type in CONTEXT_TYPES:
+            _set_context(context, mapping, raw)
+        else:
+            value = coerce(raw, mapping)
+            if value is not None:
+                unit = mapping.unit_code
+                append(Reading(entity_type, entity_key, mapping.name, value, observed, unit))
 
 
 def _bare_value(payload: bytes) -> Any:
@@ -113,6 +128,17 @@ def _bare_value(payload: bytes) -> Any:
             return payload.decode().strip()
         except UnicodeDecodeError:
             raise DecodeError("invalid_payload", "single measure is not UTF-8 text") from None
+
+
+def _set_context(context: dict[str, Any], mapping: AttributeMapping, raw: Any) -> None:
+    """A geo attribute or relationship: it describes the entity rather than an observation."""
+    if mapping.type == "Relationship":
+        if raw is not None:
+            context[mapping.name] = {"type": "Relationship", "object": str(raw)}
+    else:
+        geometry = _geometry(raw, mapping)
+        if geometry is not None:
+            context[mapping.name] = _geo_property(mapping.name, geometry)
 
 
 def _geometry(value: Any, mapping: AttributeMapping) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from devices.model import DecodeError, DeviceConfig, EntityRef
+from devices.model import DecodeError, DeviceConfig, EntityRef, Reading
 from devices.profiles.common import (
     Collector,
     RecordProfile,
@@ -58,6 +58,8 @@ def _record(out: Collector, entity: EntityRef, record: dict[str, Any], default: 
     out.times.append(observed)
     position: dict[str, Any] = {}
     seen: set[str] = set()
+    entity_type, entity_key = entity
+    append = out.readings.append
     for index, item in enumerate(object_list(record["sensordatavalues"], "sensordatavalues")):
         value_type = item.get("value_type")
         if not isinstance(value_type, str):
@@ -66,12 +68,15 @@ def _record(out: Collector, entity: EntityRef, record: dict[str, Any], default: 
         quantity = value_type.rpartition("_")[2]
         spec = QUANTITIES.get(quantity)
         if spec is not None:
+            attribute, unit, divisor = spec
             number = to_float(item.get("value"), value_type)
             # Two sensors measuring the same quantity: the first one listed wins, so a
             # message never holds two values of one attribute at one time.
-            if number is not None and spec[0] not in seen:
-                seen.add(spec[0])
-                out.add(entity, spec[0], number / spec[2], observed, spec[1])
+            if number is not None and attribute not in seen:
+                seen.add(attribute)
+                append(
+                    Reading(entity_type, entity_key, attribute, number / divisor, observed, unit)
+                )
         elif value_type == "signal":
             rssi = to_float(item.get("value"), value_type)
             if rssi is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from devices.model import DecodeError, DeviceConfig
+from devices.model import DecodeError, DeviceConfig, Reading
 from devices.profiles.common import (
     Collector,
     RecordProfile,
@@ -26,10 +26,13 @@ from devices.profiles.common import (
 
 KMH = "KMH"
 
+#: Telraam splits counts by direction of travel, "lft" and "rgt" as the camera sees them.
+LEFT = "urn:ngsi-ld:Dataset:lft"
+RIGHT = "urn:ngsi-ld:Dataset:rgt"
 #: Telraam mode → (entity type, context property, its Smart Data Models value,
-#: the record keys of the two directions).
-MODES: tuple[tuple[str, str, str, str, str, str], ...] = tuple(
-    (mode, entity_type, kind, value, f"{mode}_lft", f"{mode}_rgt")
+#: (record key, dataset id) of the total and of the two directions).
+MODES: tuple[tuple[str, str, str, str, tuple[tuple[str, str | None], ...]], ...] = tuple(
+    (mode, entity_type, kind, value, ((mode, None), (f"{mode}_lft", LEFT), (f"{mode}_rgt", RIGHT)))
     for mode, entity_type, kind, value in (
         ("pedestrian", "ItemFlowObserved", "itemType", "pedestrian"),
         ("bike", "ItemFlowObserved", "itemType", "bicycle"),
@@ -37,9 +40,6 @@ MODES: tuple[tuple[str, str, str, str, str, str], ...] = tuple(
         ("heavy", "TrafficFlowObserved", "vehicleType", "lorry"),
     )
 )
-#: Telraam splits counts by direction of travel, "lft" and "rgt" as the camera sees them.
-LEFT = "urn:ngsi-ld:Dataset:lft"
-RIGHT = "urn:ngsi-ld:Dataset:rgt"
 #: Report `interval` / snapshot `period` → length of the counting interval.
 INTERVALS = {"hourly": timedelta(hours=1), "daily": timedelta(days=1)}
 
@@ -91,16 +91,20 @@ def _record(
         context["dateObservedTo"] = to_iso(start + interval)
     if isinstance(geometry, dict):
         context["location"] = geometry
-    for mode, entity_type, kind, value, left, right in MODES:
-        entity = (entity_type, f"telraam-{segment_key}-{mode}")
-        before = len(out.readings)
-        out.add(entity, "intensity", to_float(record.get(mode), mode), start)
-        out.add(entity, "intensity", to_float(record.get(left), left), start, None, LEFT)
-        out.add(entity, "intensity", to_float(record.get(right), right), start, None, RIGHT)
+    readings = out.readings
+    append = readings.append
+    for mode, entity_type, kind, value, counts in MODES:
+        entity_key = f"telraam-{segment_key}-{mode}"
+        entity = (entity_type, entity_key)
+        before = len(readings)
+        for source, dataset in counts:
+            count = to_float(record.get(source), source)
+            if count is not None:
+                append(Reading(entity_type, entity_key, "intensity", count, start, None, dataset))
         if mode == "car":
             out.add(entity, "v85", to_float(record.get("v85"), "v85"), start, KMH)
             out.add(entity, "speedHistogram", _histogram(record), start)
-        if len(out.readings) > before:
+        if len(readings) > before:
             # Records of one message come in time order, so the newest interval's context wins.
             properties = out.context(entity)
             properties.update(context)

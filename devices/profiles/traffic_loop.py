@@ -14,7 +14,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from devices.model import DecodeError, DeviceConfig, EntityRef
+from devices.model import DecodeError, DeviceConfig, Reading
 from devices.profiles.common import (
     Collector,
     RecordProfile,
@@ -42,6 +42,11 @@ VEHICLE_TYPES = {
 #: possible. 253 and 255 are undefined (the domain ends at 254), so every speed from 251 up
 #: is treated as "no value".
 FIRST_SENTINEL_SPEED = 251.0
+#: Speed attribute ← MIV element (and the short name used in error details).
+SPEEDS = (
+    ("averageVehicleSpeed", "voertuigsnelheid_rekenkundig", "rekenkundig"),
+    ("harmonicMeanSpeed", "voertuigsnelheid_harmonisch", "harmonisch"),
+)
 #: The lane in a descriptive id such as H222L10 (R10 is the first regular lane).
 _LANE = re.compile(r"L(\d+)$")
 
@@ -88,11 +93,10 @@ def _usable(site: dict[str, Any]) -> tuple[bool, bool]:
     counts and occupancy stay. geldig 1 and 2 are only indications of irregular traffic and
     keep everything. A missing flag counts as fine.
     """
-    if _flag(site, "beschikbaar") == "0" or _flag(site, "defect") == "2":
+    defect = _flag(site, "defect")
+    if _flag(site, "beschikbaar") == "0" or defect == "2" or _flag(site, "geldig") == "3":
         return False, False
-    if _flag(site, "geldig") == "3":
-        return False, False
-    return True, _flag(site, "defect") != "1"
+    return True, defect != "1"
 
 
 def _speed(value: Any, count: float | None, where: str) -> float | None:
@@ -158,15 +162,17 @@ def _class(
     vehicle_type = VEHICLE_TYPES.get(class_id)
     if vehicle_type is None:
         raise DecodeError("invalid_payload", f"meetdata[{index}]: unknown klasse_id {class_id}")
-    entity: EntityRef = (ENTITY_TYPE, f"{site_id}-class{class_id}")
+    entity_key = f"{site_id}-class{class_id}"
+    append = out.readings.append
     count = to_float(_first(data.get("verkeersintensiteit")), "verkeersintensiteit")
-    out.add(entity, "intensity", count, start)
+    if count is not None:
+        append(Reading(ENTITY_TYPE, entity_key, "intensity", count, start))
     if speeds_ok:
-        mean = _speed(data.get("voertuigsnelheid_rekenkundig"), count, "rekenkundig")
-        harmonic = _speed(data.get("voertuigsnelheid_harmonisch"), count, "harmonisch")
-        out.add(entity, "averageVehicleSpeed", mean, start, KMH)
-        out.add(entity, "harmonicMeanSpeed", harmonic, start, KMH)
-    properties = out.context(entity)
+        for attribute, element, where in SPEEDS:
+            speed = _speed(data.get(element), count, where)
+            if speed is not None:
+                append(Reading(ENTITY_TYPE, entity_key, attribute, speed, start, KMH))
+    properties = out.context((ENTITY_TYPE, entity_key))
     properties.update(context)
     properties["vehicleType"] = vehicle_type
     properties["refTrafficFlowObserved"] = parent

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from devices.model import AttributeMapping, Decoded, DecodeError, DeviceConfig, EntityRef
+from devices.model import AttributeMapping, Decoded, DecodeError, DeviceConfig, EntityRef, Reading
 from devices.profiles.common import (
+    JSON_NUMBER_TYPES,
     Collector,
     coerce,
     load_object,
@@ -94,20 +95,28 @@ def _mapped(
     observed: datetime,
 ) -> None:
     # Only mapped keys count: a device model that names its fields has said what matters.
+    entity_type, entity_key = entity
+    append = out.readings.append
     for source, mapping in attributes.items():
         if source in decoded:
             value = coerce(_value(decoded[source]), mapping)
-            out.add(entity, mapping.name, value, observed, mapping.unit_code)
+            if value is not None:
+                unit = mapping.unit_code
+                append(Reading(entity_type, entity_key, mapping.name, value, observed, unit))
 
 
 def _unmapped(
     out: Collector, entity: EntityRef, decoded: Mapping[str, Any], observed: datetime
 ) -> None:
     # Without mappings, numbers pass through under their own key; nested objects are skipped.
+    entity_type, entity_key = entity
+    append = out.readings.append
     for key, raw in decoded.items():
         value = _value(raw)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            out.add(entity, key, to_float(value, key), observed)
+        if type(value) in JSON_NUMBER_TYPES:
+            number = to_float(value, key)
+            if number is not None:
+                append(Reading(entity_type, entity_key, key, number, observed))
 
 
 def _radio(

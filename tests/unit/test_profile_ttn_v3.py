@@ -145,6 +145,11 @@ def test_without_mappings_numbers_pass_through_under_their_own_key() -> None:
     assert {(r.entity_type, r.entity_key) for r in decoded.readings} == {("Device", "dev1")}
 
 
+def test_without_mappings_booleans_and_text_are_not_numbers() -> None:
+    frame = {"on": True, "wet": {"value": False}, "label": "7", "level": {"value": 7}}
+    assert values(decode(uplink(frame), PLAIN_DEVICE)) == {"level": (7.0, None)}
+
+
 def test_entity_name_and_type_come_from_the_device() -> None:
     device = DeviceConfig("dev1", "ttn-v3", entity_type="Thing", entity_name="kerkstraat")
     decoded = decode(uplink({"count": 4}), device)
