@@ -135,6 +135,13 @@ class IngestWorker:
         )
         process.start()
         child.close()
+        # Pull nothing from the broker before the writer can take it: wait for its READY
+        # (it may be waiting for the database to load the device registry).
+        while not parent.poll(1.0):
+            if not process.is_alive():
+                break  # it died starting up; the acknowledger's restart logic takes over
+        else:
+            parent.recv_bytes()
         self._channel, self._process = parent, process
 
     def _batch_loop(self) -> None:

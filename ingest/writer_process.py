@@ -30,6 +30,8 @@ Handoff = queue.Queue[tuple[int, BuiltBatch] | None]
 WireMessage = tuple[str, bytes, int, float]
 
 
+#: Sent by the writer once it can take batches (registry loaded, database reachable).
+READY = b"ready"
 #: Sent instead of a batch to tell the writer to finish: closing the pipe is not enough while
 #: the other process's acknowledger thread still blocks reading its end.
 STOP = b""
@@ -68,6 +70,7 @@ def serve(channel: Connection, make_committer: Callable[[], BatchCommitter], lev
     )
     tune_garbage_collector()
     writer.start()
+    channel.send_bytes(READY)
     try:
         while True:
             try:
