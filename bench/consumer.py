@@ -55,7 +55,7 @@ def run_bare(url_port: int, client_id: str, expect: int, shared: str | None) -> 
     client.on_message = on_message
     properties = Properties(PacketTypes.CONNECT)
     properties.SessionExpiryInterval = 3600
-    properties.ReceiveMaximum = 2000
+    properties.ReceiveMaximum = Settings().mqtt_receive_maximum  # as the pipeline
     client.connect("127.0.0.1", url_port, clean_start=False, properties=properties)
     client.subscribe([(t, SubscribeOptions(qos=1)) for t in _topics(shared)])
     tune_garbage_collector()  # the same process tuning as the pipeline: a fair baseline
