@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 #: per batch was an eighth of the database's work. They are statistics ("received"); a
 #: crash loses at most these seconds of them, never a reading.
 ACTIVITY_FLUSH_SECONDS = 5.0
+#: A commit slower than this is logged: the broker's keepalive and redelivery depend on it.
+SLOW_COMMIT_SECONDS = 5.0
 
 
 @dataclass(slots=True)
@@ -74,12 +76,20 @@ class BatchCommitter:
         started = time.monotonic()
         self._hold_activity(built.batch, started)
         retries = self._write_until_committed(built)
+        elapsed = time.monotonic() - started
+        if elapsed > SLOW_COMMIT_SECONDS:
+            log.warning(
+                "batch of %d messages took %.1f s to commit (%d retries)",
+                len(built.messages),
+                elapsed,
+                retries,
+            )
         return CommitReport(
             messages=len(built.messages),
             readings=built.readings,
             dead_letters=Counter(letter.reason for letter in built.batch.dead_letters),
             retries=retries,
-            seconds=time.monotonic() - started,
+            seconds=elapsed,
         )
 
     def close(self) -> None:
