@@ -52,7 +52,7 @@ class MqttConsumer:
         protocol: str = "5",
         session_expiry: int = 86_400,
         receive_maximum: int = 2_000,
-        keepalive: int = 30,
+        keepalive: int = 60,
     ) -> None:
         self.endpoint = endpoint
         self.client_id = client_id

@@ -64,7 +64,9 @@ class Settings(BaseSettings):
     #: MQTT 5 Receive Maximum: unacknowledged QoS 1 messages the broker may send us at once.
     #: Must exceed batch_size so the next batch arrives while one commits.
     mqtt_receive_maximum: int = 8_000
-    mqtt_keepalive: int = 30
+    #: Seconds; a broker draining a very large backlog can be slow to answer PINGREQ
+    #: (Mosquitto 2.0 with a million queued messages once took over 30 s).
+    mqtt_keepalive: int = 60
 
     #: A batch is committed when it holds this many messages ... (large batches fold the
     #: latest-state updates of a device's messages into one: measured 1.6x at 2000 vs 500)
