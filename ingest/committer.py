@@ -52,13 +52,11 @@ class BatchCommitter:
         builder: BatchBuilder,
         writer: BatchWriter,
         connect: Callable[[], psycopg.Connection],
-        on_unknown_device: Callable[[], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._builder = builder
         self._writer = writer
         self._connect = connect
-        self._on_unknown_device = on_unknown_device
         self._sleep = sleep
         self._connection: psycopg.Connection | None = None
         self._activity: dict[tuple[str, str], DeviceActivity] = {}
@@ -66,10 +64,7 @@ class BatchCommitter:
 
     def build(self, messages: Sequence[RawMessage]) -> BuiltBatch:
         """Decode and map `messages` (CPU only; may run while another batch commits)."""
-        built = self._builder.build(messages)
-        if built.unknown_devices and self._on_unknown_device is not None:
-            self._on_unknown_device()
-        return built
+        return self._builder.build(messages)
 
     def commit(self, built: BuiltBatch) -> CommitReport:
         """Write a built batch in one transaction; return only once it is committed."""
@@ -95,7 +90,7 @@ class BatchCommitter:
     def close(self) -> None:
         """Write the device activity still held, then close the database connection."""
         if self._activity:
-            built = BuiltBatch(Batch(activity=list(self._activity.values())), [], 0, 0)
+            built = BuiltBatch(Batch(activity=list(self._activity.values())), [], 0)
             self._activity.clear()
             try:
                 self._connection = self._connection or self._connect()

@@ -32,15 +32,23 @@ class BuiltBatch:
     batch: Batch
     messages: Sequence[RawMessage]
     readings: int
-    unknown_devices: int
 
 
 class BatchBuilder:
     """Turns raw messages into a storage Batch using the current device registry."""
 
-    def __init__(self, registry: Callable[[], DeviceRegistry], max_payload_bytes: int) -> None:
+    def __init__(
+        self,
+        registry: Callable[[], DeviceRegistry],
+        max_payload_bytes: int,
+        reload: Callable[[], DeviceRegistry | None] | None = None,
+    ) -> None:
         self._registry = registry
         self._max_payload = max_payload_bytes
+        # Asked for a fresh registry when a device is unknown (it may have been registered a
+        # moment ago); answers None when it may not reload yet.
+        self._reload = reload
+        self._current: DeviceRegistry | None = None
         # Each device publishes on its own few topics: route each topic once.
         self._routes: dict[str, tuple[Profile, str] | None] = {}
 
@@ -55,24 +63,31 @@ class BatchBuilder:
 
     def build(self, messages: Sequence[RawMessage]) -> BuiltBatch:
         """Decode and map every message; failures become dead letters with their reason."""
-        registry = self._registry()
+        self._current = self._registry()
         mapper = BatchMapper()
         dead: list[DeadLetter] = []
-        readings = unknown = 0
+        readings = 0
         for message in messages:
             try:
-                device, decoded = self._decode(registry, message)
+                device, decoded = self._decode(message)
             except DecodeError as error:
-                unknown += error.reason == "unknown_device"
                 dead.append(dead_letter(message, error.reason, error.detail, error.device))
                 continue
             readings += mapper.add(device, decoded, message.received_at)
         batch = Batch(mapper.observations, mapper.fragments(), dead, mapper.activity())
-        return BuiltBatch(batch, messages, readings, unknown)
+        return BuiltBatch(batch, messages, readings)
 
-    def _decode(
-        self, registry: DeviceRegistry, message: RawMessage
-    ) -> tuple[DeviceConfig, Decoded]:
+    def _resolve(self, profile: Profile, key: str) -> DeviceConfig | None:
+        assert self._current is not None
+        device = self._current.resolve(profile.name, key)
+        if device is None and self._reload is not None:
+            fresh = self._reload()
+            if fresh is not None:
+                self._current = fresh
+                device = fresh.resolve(profile.name, key)
+        return device
+
+    def _decode(self, message: RawMessage) -> tuple[DeviceConfig, Decoded]:
         if len(message.payload) > self._max_payload:
             raise DecodeError(
                 "oversize", f"{len(message.payload)} bytes, limit {self._max_payload}"
@@ -81,7 +96,7 @@ class BatchBuilder:
         if routed is None:
             raise DecodeError("unknown_topic", f"no device profile listens on {message.topic!r}")
         profile, key = routed
-        device = registry.resolve(profile.name, key)
+        device = self._resolve(profile, key)
         if device is None:
             raise DecodeError("unknown_device", f"no {profile.name} device with key {key!r}")
         try:

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 #: An unknown device triggers a reload, but not more often than this (a flood of unknown
 #: devices must not turn into a flood of registry queries).
-MIN_RELOAD_INTERVAL = 5.0
+MIN_RELOAD_INTERVAL = 1.0
 
 
 class RegistrySource:
@@ -50,11 +50,12 @@ class RegistrySource:
             self._reload()
         return self._registry
 
-    def invalidate(self) -> None:
-        """Ask for a reload soon (a message came from a device the snapshot does not know)."""
-        with self._lock:
-            earliest = self._clock() - self._refresh + MIN_RELOAD_INTERVAL
-            self._loaded_at = min(self._loaded_at, earliest)
+    def reload_now(self) -> DeviceRegistry | None:
+        """A freshly loaded registry (a device was unknown), or None if one was loaded just now."""
+        if self._clock() - self._loaded_at < MIN_RELOAD_INTERVAL:
+            return None
+        self._reload()
+        return self._registry
 
     def _reload(self) -> None:
         with self._lock:

@@ -56,10 +56,9 @@ def make_committer(settings: Settings, backend: Backend) -> BatchCommitter:
         registry_loader(settings.database_url), settings.registry_refresh_seconds
     )
     return BatchCommitter(
-        BatchBuilder(registry.current, settings.max_payload_bytes),
+        BatchBuilder(registry.current, settings.max_payload_bytes, reload=registry.reload_now),
         BatchWriter(backend),
         partial(connect, settings.database_url),
-        on_unknown_device=registry.invalidate,
     )
 
 

@@ -60,13 +60,11 @@ def test_a_failed_reload_keeps_the_previous_registry():
     assert source.current() is first
 
 
-def test_an_unknown_device_asks_for_a_reload_but_not_more_often_than_the_minimum():
+def test_an_unknown_device_reloads_at_once_but_not_more_often_than_the_minimum():
     clock, loads = Clock(), Loads()
     source = RegistrySource(loads, 30.0, clock=clock, sleep=clock.sleep)
-    source.invalidate()
-    source.current()
-    assert loads.calls == 1  # loaded just now: not before the minimum interval
+    assert source.reload_now() is None  # loaded just now
     clock.now += MIN_RELOAD_INTERVAL
-    source.invalidate()
-    source.current()
+    assert source.reload_now() is not None
+    assert source.reload_now() is None
     assert loads.calls == 2
