@@ -39,24 +39,44 @@ def broker_config(port: int, data_dir: Path, persistence: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
+class Mosquitto:
+    """A Mosquitto process on a fixed port and data directory; it can be stopped and restarted."""
+
+    def __init__(self, workdir: Path, persistence: bool = True) -> None:
+        self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.port = free_port()
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        data = workdir / "mosquitto-data"
+        data.mkdir(parents=True, exist_ok=True)
+        self.config = workdir / "mosquitto.conf"
+        self.config.write_text(broker_config(self.port, data, persistence))
+        self.log_path = workdir / "mosquitto.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Start the broker and wait until it listens."""
+        with self.log_path.open("a") as log:
+            self.process = subprocess.Popen(
+                [self.binary, "-c", str(self.config)], stdout=log, stderr=log
+            )
+        _wait_for_port(self.port, self.process)
+
+    def stop(self) -> None:
+        """Stop the broker cleanly (it saves its persistent sessions)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
 @contextmanager
 def running_mosquitto(workdir: Path, persistence: bool = True) -> Iterator[str]:
     """Run Mosquitto with the shipped configuration; yield its mqtt:// URL."""
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = free_port()
-    data = workdir / "mosquitto-data"
-    data.mkdir(parents=True, exist_ok=True)
-    config = workdir / "mosquitto.conf"
-    config.write_text(broker_config(port, data, persistence))
-    log = (workdir / "mosquitto.log").open("w")
-    process = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=log)
+    broker = Mosquitto(workdir, persistence)
+    broker.start()
     try:
-        _wait_for_port(port, process)
-        yield f"mqtt://127.0.0.1:{port}"
+        yield broker.url
     finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
+        broker.stop()
 
 
 def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 10.0) -> None:

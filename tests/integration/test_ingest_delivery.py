@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import psutil
 import pytest
 
+from stadspuls.embedded import Mosquitto
 from stadspuls.publisher import publish_all
 from stadspuls.simulator import message_stream
 from storage.database import connect
@@ -242,3 +243,24 @@ def test_while_the_database_refuses_connections_nothing_is_acked_and_nothing_is_
         wait_for_rows(ingest_database, len(expected), timeout=120)
     assert worker.stats.storage_retries >= 1
     assert_stored_exactly(ingest_database, expected)
+
+
+def test_a_broker_restart_mid_stream_is_survived_with_nothing_lost(ingest_database, tmp_path):
+    broker = Mosquitto(tmp_path)
+    broker.start()
+    try:
+        messages = stream(1200, devices_per_profile=10)
+        expected = expected_observations(messages)
+        settings = ingest_settings(ingest_database, broker.url, batch_size=100)
+        with running_worker(settings) as worker:
+            publish_all(broker.url, pairs(messages[:600]))
+            wait_until(lambda: worker.stats.messages >= 100, 30, "part of the stream")
+            broker.stop()  # clean shutdown: Mosquitto saves the worker's session and queue
+            wait_until(lambda: not worker.consumer.connected.is_set(), 30, "the disconnect")
+            broker.start()
+            wait_until(worker.consumer.connected.is_set, 60, "paho to reconnect")
+            publish_all(broker.url, pairs(messages[600:]))
+            wait_for_rows(ingest_database, len(expected), timeout=120)
+        assert_stored_exactly(ingest_database, expected)
+    finally:
+        broker.stop()
