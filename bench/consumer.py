@@ -22,7 +22,6 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from ingest.message import RawMessage
 from ingest.mqtt import MqttConsumer, subscription_filters
 from ingest.runtime import tune_garbage_collector
 from stadspuls.settings import Settings
@@ -93,12 +92,12 @@ def run_pipeline(settings: Settings, expect: int, commit_times: str | None) -> d
     state = {"count": 0, "first": float("inf"), "last": 0.0}
     committed: list[np.ndarray] = []
 
-    def on_commit(messages: list[RawMessage], at: float) -> None:
-        state["first"] = min(state["first"], messages[0].arrived)
-        state["count"] += len(messages)
+    def on_commit(arrived: list[float], at: float) -> None:
+        state["first"] = min(state["first"], arrived[0])
+        state["count"] += len(arrived)
         state["last"] = at
         if commit_times:
-            committed.append(np.full(len(messages), at))
+            committed.append(np.full(len(arrived), at))
         if state["count"] >= expect:
             done.set()
 

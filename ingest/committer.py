@@ -33,6 +33,18 @@ ACTIVITY_FLUSH_SECONDS = 5.0
 SLOW_COMMIT_SECONDS = 5.0
 
 
+#: SQLSTATE classes worth retrying the same batch for: connection exceptions, transaction
+#: rollbacks (deadlock, serialization), insufficient resources, operator intervention
+#: (shutdown, restart), system errors. Anything else fails the same way every time.
+TRANSIENT_SQLSTATE_PREFIXES = ("08", "40", "53", "57P", "58")
+
+
+def is_transient(error: psycopg.Error) -> bool:
+    """Whether retrying the same batch can succeed (no SQLSTATE: the connection failed)."""
+    state = error.sqlstate
+    return state is None or state.startswith(TRANSIENT_SQLSTATE_PREFIXES)
+
+
 @dataclass(slots=True)
 class CommitReport:
     """What one committed batch held, sent back to the process that acknowledges it."""
@@ -128,19 +140,25 @@ class BatchCommitter:
                     self._connection = self._connect()
                 self._writer.write(self._connection, built.batch)
                 return retries
-            except psycopg.OperationalError as error:
-                # Connection lost, server restarting, deadlock: the same batch will go in.
-                log.warning("batch not committed (%s); retrying in %.1f s", error, delay)
+            except psycopg.Error as error:
+                if not is_transient(error):
+                    self._reject(built, error)
+                else:
+                    log.warning("batch not committed (%s); retrying in %.1f s", error, delay)
             except Exception as error:  # noqa: BLE001
-                # Not a connectivity problem (a constraint, a value the database refuses, a
-                # bug): this batch can never be written as it is. Keep every message whole in
-                # the dead-letter store rather than block ingest behind it.
-                log.exception("batch rejected (%s); dead-lettering its messages", error)
-                built.batch = dead_letter_all(built, f"{type(error).__name__}: {error}")
+                self._reject(built, error)
             retries += 1
             self._discard_connection()
             self._sleep(delay)
             delay = min(delay * 2, 10.0)
+
+    @staticmethod
+    def _reject(built: BuiltBatch, error: Exception) -> None:
+        # Not a connectivity problem (a constraint, a value the database refuses, a bug):
+        # this batch can never be written as it is. Keep every message whole in the
+        # dead-letter store rather than block ingest behind it.
+        log.error("batch rejected (%s); dead-lettering its messages", error, exc_info=True)
+        built.batch = dead_letter_all(built, f"{type(error).__name__}: {error}")
 
     def _discard_connection(self) -> None:
         if self._connection is not None:

@@ -18,3 +18,5 @@ class RawMessage:
     received_at: datetime
     #: time.monotonic() at arrival, for publish-to-commit latency.
     arrived: float
+    #: Which connection delivered it: a packet id means nothing on a later connection.
+    generation: int = 0

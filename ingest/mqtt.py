@@ -66,6 +66,8 @@ class MqttConsumer:
         self.accepting = True
         #: Messages handed to `deliver` since start (for tests and benchmarks).
         self.delivered = 0
+        #: Incremented at every successful connection.
+        self.generation = 0
         self.client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -111,12 +113,17 @@ class MqttConsumer:
         """Block until the first CONNACK was a success, or the timeout passes."""
         return self.connected.wait(timeout)
 
-    def ack(self, messages: Iterable[RawMessage]) -> None:
-        """Send PUBACK for committed messages, in the order they were received."""
-        client = self.client
-        for message in messages:
-            if message.qos:
-                client.ack(message.mid, message.qos)
+    def ack(self, messages: Iterable[tuple[int, int, int]]) -> None:
+        """PUBACK committed messages (mid, qos, generation), in the order they were received.
+
+        A message that arrived on an earlier connection is not acknowledged: its packet id
+        may already name another message on this one (a new session numbers from 1). The
+        broker redelivers it and storage keeps it once.
+        """
+        client, generation = self.client, self.generation
+        for mid, qos, received_on in messages:
+            if qos and received_on == generation:
+                client.ack(mid, qos)
 
     def stop_accepting(self) -> None:
         """From now on, leave arriving messages unacknowledged: the broker keeps them."""
@@ -142,6 +149,7 @@ class MqttConsumer:
                 self.protocol = "3.1.1"
                 threading.Thread(target=self._restart_as_v311, daemon=True).start()
             return
+        self.generation += 1
         options = SubscribeOptions(qos=1)
         subscriptions = [(topic, options if self.protocol == "5" else 1) for topic in self.topics]
         client.subscribe(subscriptions)
@@ -177,5 +185,6 @@ class MqttConsumer:
                 message.qos,
                 datetime.now(UTC),
                 time.monotonic(),
+                self.generation,
             )
         )

@@ -23,6 +23,9 @@ from .message import RawMessage
 MAX_CLOCK_AHEAD = timedelta(days=1)
 EARLIEST_OBSERVATION = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
 ROUTE_CACHE_SIZE = 100_000
+#: Attribute names and entity keys become part of the observations primary key, whose
+#: index rows cannot exceed about 8 kB; an unmapped measure key may be anything.
+MAX_NAME_LENGTH = 256
 
 
 @dataclass(slots=True)
@@ -101,7 +104,7 @@ class BatchBuilder:
             raise DecodeError("unknown_device", f"no {profile.name} device with key {key!r}")
         try:
             decoded = profile.decode(message.topic, message.payload, device, message.received_at)
-            _check_times(decoded.readings, message.received_at)
+            _check_readings(decoded.readings, message.received_at)
         except DecodeError as error:
             error.device = device
             raise
@@ -112,10 +115,16 @@ class BatchBuilder:
         return device, decoded
 
 
-def _check_times(readings: Sequence[Reading], received_at: datetime) -> None:
-    """Refuse observation times before 2000 or more than a day ahead of reception."""
+def _check_readings(readings: Sequence[Reading], received_at: datetime) -> None:
+    """Refuse times before 2000 or more than a day ahead, and names too long to index."""
     latest = received_at + MAX_CLOCK_AHEAD
     for reading in readings:
+        if len(reading.attribute) > MAX_NAME_LENGTH or len(reading.entity_key) > MAX_NAME_LENGTH:
+            raise DecodeError(
+                "invalid_payload",
+                f"attribute or entity name longer than {MAX_NAME_LENGTH} characters: "
+                f"{reading.attribute[:40]!r}",
+            )
         if not EARLIEST_OBSERVATION <= reading.observed_at <= latest:
             raise DecodeError(
                 "observed_at_out_of_range",

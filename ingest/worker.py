@@ -59,7 +59,10 @@ class WorkerStats:
 
 @dataclass(slots=True)
 class _Pending:
-    messages: list[RawMessage]
+    """A batch sent to the writer: what acknowledging needs, and its bytes for a resend."""
+
+    acks: list[tuple[int, int, int]]  # (mid, qos, connection generation)
+    arrived: list[float]
     data: bytes = field(repr=False)
 
 
@@ -72,10 +75,16 @@ class IngestWorker:
         make_committer: Callable[[], BatchCommitter],
         policy: BatchPolicy,
         metrics: IngestMetrics | None = None,
-        on_commit: Callable[[list[RawMessage], float], None] | None = None,
+        on_commit: Callable[[list[float], float], None] | None = None,
         log_level: str = "INFO",
+        receive_maximum: int = 8_000,
     ) -> None:
-        self._incoming: queue.Queue[RawMessage] = queue.Queue(maxsize=max(policy.size * 8, 4096))
+        # Larger than anything the broker may have in flight to us (Receive Maximum, plus a
+        # redelivered window after a reconnect), so paho's thread never blocks on it for
+        # QoS 1; QoS 0 floods block it, which pushes back on the TCP connection.
+        self._incoming: queue.Queue[RawMessage] = queue.Queue(
+            maxsize=2 * receive_maximum + policy.size
+        )
         self.consumer = consumer_factory(self._incoming.put)
         self._make_committer = make_committer
         self._policy = policy
@@ -99,7 +108,9 @@ class IngestWorker:
 
     def start(self) -> None:
         """Start the writer process and the threads, then connect to the broker."""
-        self._start_writer()
+        # If it dies at once, the acknowledger restarts it (and gives up if it must).
+        with contextlib.suppress(EOFError, OSError):
+            self._start_writer()
         self._threads = [
             threading.Thread(target=self._batch_loop, name="ingest-batcher", daemon=True),
             threading.Thread(target=self._ack_loop, name="ingest-acknowledger", daemon=True),
@@ -137,12 +148,11 @@ class IngestWorker:
         child.close()
         # Pull nothing from the broker before the writer can take it: wait for its READY
         # (it may be waiting for the database to load the device registry).
-        while not parent.poll(1.0):
-            if not process.is_alive():
-                break  # it died starting up; the acknowledger's restart logic takes over
-        else:
-            parent.recv_bytes()
         self._channel, self._process = parent, process
+        while not parent.poll(1.0):
+            if not process.is_alive() or self._stopping.is_set():
+                return  # died starting up (the acknowledger restarts it), or shutting down
+        parent.recv_bytes()  # READY; EOFError if it died right after starting
 
     def _batch_loop(self) -> None:
         incoming, policy = self._incoming, self._policy
@@ -175,53 +185,69 @@ class IngestWorker:
         # Under the channel lock a batch is either pending before a writer restart (and
         # resent by it) or sent to the new writer: never neither.
         with self._channel_lock:
+            acks = [(m.mid, m.qos, m.generation) for m in batch]
             with self._pending_lock:
-                self._pending[sequence] = _Pending(batch, data)
+                self._pending[sequence] = _Pending(acks, [m.arrived for m in batch], data)
             with contextlib.suppress(OSError):  # a dead writer is restarted by the acknowledger
                 self._channel.send_bytes(data)  # type: ignore[union-attr,attr-defined]
 
     def _ack_loop(self) -> None:
-        while True:
-            try:
-                sequence, report = self._channel.recv()  # type: ignore[union-attr,attr-defined]
-            except (EOFError, OSError):
-                if self._stopping.is_set() and not self._pending:
-                    return
-                if not self._restart_writer():
-                    return
-                continue
-            with self._pending_lock:
-                pending = self._pending[sequence]
-            # Acknowledge before the batch leaves `_pending`: stop() disconnects once nothing
-            # is pending, and the PUBACKs must already be queued ahead of the DISCONNECT.
-            self.consumer.ack(pending.messages)
-            self._account(pending.messages, report)
-            with self._all_committed:
-                del self._pending[sequence]
-                self._all_committed.notify_all()
-            self._slots.release()
-
-    def _restart_writer(self) -> bool:
-        now = time.monotonic()
-        self._restarts = [t for t in self._restarts if now - t < RESTART_WINDOW] + [now]
-        if len(self._restarts) > MAX_RESTARTS:
-            log.critical("the writer process keeps exiting; giving up (nothing is acknowledged)")
+        try:
+            while self._acknowledge_next():
+                pass
+        except Exception:  # noqa: BLE001 - without this thread nothing is ever acked again
+            log.critical("the acknowledger failed; stopping the worker", exc_info=True)
             self.failed.set()
-            return False
-        log.error("the writer process exited; starting it again and resending pending batches")
-        self.stats.writer_restarts += 1
-        if self._process is not None:
-            self._process.join(1)
-        time.sleep(0.5 * len(self._restarts))
-        with self._channel_lock:
-            self._start_writer()
-            with self._pending_lock:
-                resend = [self._pending[key].data for key in sorted(self._pending)]
-            for data in resend:
-                self._channel.send_bytes(data)  # type: ignore[union-attr,attr-defined]
+        with self._all_committed:
+            self._all_committed.notify_all()
+
+    def _acknowledge_next(self) -> bool:
+        """Acknowledge the next committed batch; False when this thread should end."""
+        try:
+            sequence, report = self._channel.recv()  # type: ignore[union-attr,attr-defined]
+        except (EOFError, OSError):
+            if self._stopping.is_set():
+                # Shutting down: never start a writer again; unacked messages come back.
+                return False
+            return self._restart_writer()
+        with self._pending_lock:
+            pending = self._pending[sequence]
+        # Acknowledge before the batch leaves `_pending`: stop() disconnects once nothing
+        # is pending, and the PUBACKs must already be queued ahead of the DISCONNECT.
+        self.consumer.ack(pending.acks)
+        self._account(pending.arrived, report)
+        with self._all_committed:
+            del self._pending[sequence]
+            self._all_committed.notify_all()
+        self._slots.release()
         return True
 
-    def _account(self, messages: list[RawMessage], report: CommitReport) -> None:
+    def _restart_writer(self) -> bool:
+        """Start a new writer and resend what is pending; False once it keeps dying."""
+        while True:
+            now = time.monotonic()
+            self._restarts = [t for t in self._restarts if now - t < RESTART_WINDOW] + [now]
+            if len(self._restarts) > MAX_RESTARTS:
+                log.critical("the writer process keeps exiting; giving up (nothing unacked)")
+                self.failed.set()
+                return False
+            log.error("the writer process exited; starting it again, resending pending batches")
+            self.stats.writer_restarts += 1
+            if self._process is not None:
+                self._process.join(1)
+            time.sleep(0.5 * len(self._restarts))
+            try:
+                with self._channel_lock:
+                    self._start_writer()
+                    with self._pending_lock:
+                        resend = [self._pending[key].data for key in sorted(self._pending)]
+                    for data in resend:
+                        self._channel.send_bytes(data)  # type: ignore[union-attr,attr-defined]
+                return True
+            except (EOFError, OSError):
+                continue  # it died again while starting or receiving: one more death
+
+    def _account(self, arrived: list[float], report: CommitReport) -> None:
         stats, metrics = self.stats, self.metrics
         dead = sum(report.dead_letters.values())
         stats.batches += 1
@@ -237,4 +263,4 @@ class IngestWorker:
         for reason, count in report.dead_letters.items():
             metrics.dead_lettered.labels(reason).inc(count)
         if self._on_commit is not None:
-            self._on_commit(messages, time.monotonic())
+            self._on_commit(arrived, time.monotonic())

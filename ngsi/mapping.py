@@ -71,10 +71,16 @@ class _EntityState:
         # (attribute, datasetId) → newest reading; attribute objects are built once, at the end.
         self.newest: dict[tuple[str, str], Reading] = {}
 
-    def stamp(self, observed: datetime) -> None:
-        """Note that a message observed at `observed` set context properties."""
-        if self.context_time is None or self.context_time < observed:
+    def stamp(self, observed: datetime) -> bool:
+        """Note a message observed at `observed`; whether its context is the newest so far.
+
+        Messages of a batch arrive in any order: an older message must not overwrite the
+        context (location, dateObservedFrom, rssi...) that a newer one set.
+        """
+        if self.context_time is None or self.context_time <= observed:
             self.context_time = observed
+            return True
+        return False
 
     def attributes(self, iso: Callable[[datetime], str]) -> dict[str, Any]:
         """Context properties and observed attributes, several instances as a list."""
@@ -215,14 +221,19 @@ class BatchMapper:
         touched = {entity_id(*ref): ref[0] for ref in properties}
         for eid in fed:
             touched.setdefault(eid, eid.split(":", 3)[2])
+        newest: set[str] = set()
         for eid, entity_type in touched.items():
             state = self._state(tenant, eid, entity_type)
-            state.stamp(observed)
+            if not state.stamp(observed):
+                continue
+            newest.add(eid)
             state.context.update(constant)
             if location is not None:
                 state.context.setdefault("location", location)
         for (entity_type, key), values in properties.items():
-            self._state(tenant, entity_id(entity_type, key), entity_type).context.update(values)
+            eid = entity_id(entity_type, key)
+            if eid in newest:
+                self._state(tenant, eid, entity_type).context.update(values)
 
     def _device_context(self, device: DeviceConfig) -> tuple[dict[str, Any], Any]:
         """What every entity of `device` gets (refDevice, static attributes), and its location."""
@@ -243,13 +254,13 @@ class BatchMapper:
     ) -> None:
         """The Device entity: last report time, state, model, and what the profile knows."""
         state = self._state(tenant, device_entity_id(device), "Device")
+        if not state.stamp(observed):
+            return  # a newer message of this device in the batch already set all of this
         context = state.context
-        if state.context_time is None or state.context_time <= observed:
-            context["dateLastValueReported"] = {
-                "type": "Property",
-                "value": {"@type": "DateTime", "@value": self._iso(observed)},
-            }
-        state.stamp(observed)
+        context["dateLastValueReported"] = {
+            "type": "Property",
+            "value": {"@type": "DateTime", "@value": self._iso(observed)},
+        }
         context["deviceState"] = "ok"
         if device.model:
             context["refDeviceModel"] = relationship(entity_id("DeviceModel", device.model))

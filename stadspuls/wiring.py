@@ -67,7 +67,7 @@ def build_worker(
     backend: Backend,
     *,
     metrics: IngestMetrics | None = None,
-    on_commit: Callable[[list[RawMessage], float], None] | None = None,
+    on_commit: Callable[[list[float], float], None] | None = None,
 ) -> IngestWorker:
     """An ingest worker wired to the configured database and broker (not yet started)."""
     topics = subscription_filters(
@@ -93,4 +93,5 @@ def build_worker(
         metrics=metrics,
         on_commit=on_commit,
         log_level=settings.log_level.upper(),
+        receive_maximum=settings.mqtt_receive_maximum,
     )

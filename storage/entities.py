@@ -84,12 +84,16 @@ INSERT INTO stadspuls_entities_staging SELECT * FROM stadspuls_entities_folded;
 def _row(ordinal: int, fragment: EntityFragment) -> tuple[Any, ...]:
     # "attribute datasetId" of every instance of every multi-instance attribute (a space
     # cannot occur in an attribute name or an IRI).
-    keys = [
-        f"{name} {instance.get('datasetId', '')}"
-        for name, value in fragment.attributes.items()
-        if type(value) is list
-        for instance in value
-    ]
+    keys: list[str] = []
+    oldest = fragment.oldest_observed_at
+    for name, value in fragment.attributes.items():
+        if type(value) is list:
+            datasets = [instance.get("datasetId", "") for instance in value]
+            keys.extend(f"{name} {dataset}" for dataset in datasets)
+            if "" not in datasets:
+                # A stored default instance is a plain object, not listed in instance_keys:
+                # without its own default this attribute needs the instance-wise merge.
+                oldest = None
     return (
         ordinal,
         fragment.tenant,
@@ -97,7 +101,7 @@ def _row(ordinal: int, fragment: EntityFragment) -> tuple[Any, ...]:
         fragment.entity_type,
         fragment.attributes,
         sorted(keys),
-        fragment.oldest_observed_at,
+        oldest,
         fragment.newest_observed_at,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -264,3 +265,21 @@ def test_a_broker_restart_mid_stream_is_survived_with_nothing_lost(ingest_databa
         assert_stored_exactly(ingest_database, expected)
     finally:
         broker.stop()
+
+
+def test_a_writer_process_killed_mid_stream_is_restarted_and_nothing_is_lost(
+    ingest_database, mqtt_url
+):
+    messages = stream(2000, devices_per_profile=20)
+    expected = expected_observations(messages)
+    settings = ingest_settings(ingest_database, mqtt_url, batch_size=100)
+    with running_worker(settings) as worker:
+        publisher = threading.Thread(target=publish_all, args=(mqtt_url, pairs(messages)))
+        publisher.start()
+        wait_until(lambda: worker.stats.batches >= 3, 60, "the first batches")
+        os.kill(worker._process.pid, signal.SIGKILL)
+        publisher.join(120)
+        wait_for_rows(ingest_database, len(expected), timeout=120)
+    assert worker.stats.writer_restarts == 1
+    assert not worker.failed.is_set()
+    assert_stored_exactly(ingest_database, expected)

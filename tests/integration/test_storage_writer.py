@@ -395,6 +395,12 @@ LFT, RGT = "urn:ngsi-ld:Dataset:lft", "urn:ngsi-ld:Dataset:rgt"
             id="newer-one-instance-keeps-the-others",
         ),
         pytest.param(
+            {"pm25": pm25(1, T1)},
+            {"pm25": [pm25(5, T2, LFT)]},
+            {"pm25": [pm25(1, T1), pm25(5, T2, LFT)]},
+            id="newer-instance-keeps-a-stored-default",
+        ),
+        pytest.param(
             {"pm25": [pm25(5, T2, LFT), pm25(6, T2, RGT)]},
             {"pm25": [pm25(1, T1, LFT), pm25(2, T1, RGT)]},
             {"pm25": [pm25(5, T2, LFT), pm25(6, T2, RGT)]},

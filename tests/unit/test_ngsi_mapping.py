@@ -147,3 +147,21 @@ def test_activity_counts_messages_and_readings_per_device():
     )
     (activity,) = mapper.activity()
     assert activity == ("gent", "aq-001", 2, 3, T0 + timedelta(minutes=1))
+
+
+def test_an_older_message_later_in_the_batch_does_not_overwrite_newer_context():
+    mapper = BatchMapper()
+    newer, older = T0 + timedelta(hours=1), T0
+    for moment, rssi, name in ((newer, -60, "newer"), (older, -90, "older")):
+        decoded = Decoded(
+            [aq("pm25", 1.0, moment)],
+            entity_properties={("AirQualityObserved", "aq-001"): {"name": name}},
+            device_properties={"rssi": rssi},
+            observed_at=moment,
+        )
+        mapper.add(DEVICE, decoded, moment)
+    fragments = fragments_by_id(mapper)
+    assert fragments["urn:ngsi-ld:AirQualityObserved:aq-001"]["name"]["value"] == "newer"
+    device = fragments["urn:ngsi-ld:Device:aq-001"]
+    assert device["rssi"]["value"] == -60
+    assert device["dateLastValueReported"]["value"]["@value"].startswith("2026-03-29T01:30")
