@@ -7,6 +7,7 @@ no clock. Errors are DecodeError with a short stable reason code.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from math import isfinite
@@ -304,7 +305,7 @@ def filter_pattern(topic_filter: str) -> tuple[str | None, ...]:
     return tuple(None if level == "+" else level for level in topic_filter.split("/"))
 
 
-class RecordProfile:
+class RecordProfile(ABC):
     """Base of the profiles whose topic has one `+` level (the device key) and whose
     payload is a list of independent records decoded one by one into a Collector."""
 
@@ -334,8 +335,8 @@ class RecordProfile:
         """The records of a parsed payload: one object, an array, or under `list_key`."""
         return as_records(document, self.list_key)
 
+    @abstractmethod
     def add_record(
         self, out: Collector, device: DeviceConfig, record: Any, received_at: datetime
     ) -> None:
-        """Decode one record into `out`."""
-        raise NotImplementedError
+        """Decode one record into `out` (each profile's own part)."""

@@ -13,6 +13,7 @@ import pytest
 
 from devices.model import AttributeMapping, Decoded, DecodeError, DeviceConfig
 from devices.profiles.ttn_v3 import PROFILE
+from stadspuls.simulator import DL_PM_ATTRIBUTES
 
 PAYLOADS = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "payloads"
 UPLINK = orjson.loads((PAYLOADS / "tts_v3_mqtt_up_example.json").read_bytes())
@@ -22,21 +23,8 @@ RECEIVED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 TOPIC = "v3/app1@ttn/devices/dev1/up"
 GATEWAY_TIME = datetime(2019, 1, 29, 13, 2, 34, 981000, tzinfo=UTC)
 
-DL_PM_MAPPING = MappingProxyType(
-    {
-        m.source: m
-        for m in (
-            AttributeMapping("pm1_0_mass_concentration", "pm1", "GQ"),
-            AttributeMapping("pm2_5_mass_concentration", "pm25", "GQ"),
-            AttributeMapping("pm4_mass_concentration", "pm4", "GQ"),
-            AttributeMapping("pm10_mass_concentration", "pm10", "GQ"),
-            AttributeMapping("air_temperature", "temperature", "CEL"),
-            AttributeMapping("air_humidity", "relativeHumidity", "P1"),
-            AttributeMapping("barometric_pressure", "atmosphericPressure", "A97", scale=0.01),
-            AttributeMapping("battery_voltage", "batteryVoltage", "VLT"),
-        )
-    }
-)
+# The Decentlab DL-PM device model, as the simulator and docs/examples/devices.yaml define it.
+DL_PM_MAPPING = MappingProxyType(dict(DL_PM_ATTRIBUTES))
 DL_PM_DEVICE = DeviceConfig(
     "dev1", "ttn-v3", entity_type="AirQualityObserved", attributes=DL_PM_MAPPING
 )
