@@ -133,19 +133,19 @@ class BatchMapper:
         """One fragment per entity touched by the batch."""
         fragments = []
         for (tenant, eid), state in self._entities.items():
-            # A fragment with context properties only is stamped with its message's time, so
-            # the latest-state merge can take its shortcut for it too (storage/entities.py).
-            times = [reading.observed_at for reading in state.newest.values()] or (
-                [state.context_time] if state.context_time else []
-            )
+            # Oldest: of its observations (or of its context, without any). Newest: of
+            # observations and context together, so the context of a new message carrying
+            # old readings still counts as new (storage/entities.py decides on both).
+            times = [reading.observed_at for reading in state.newest.values()]
+            stamps = times + ([state.context_time] if state.context_time else [])
             fragments.append(
                 EntityFragment(
                     tenant,
                     eid,
                     state.entity_type,
                     state.attributes(self._iso),
-                    min(times) if times else None,
-                    max(times) if times else None,
+                    min(times or stamps) if stamps else None,
+                    max(stamps) if stamps else None,
                 )
             )
         return fragments

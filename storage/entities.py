@@ -45,8 +45,15 @@ _SHORTCUT = """
 """
 _UPDATE = f"""
 UPDATE entities AS current SET
-    entity = CASE WHEN {_SHORTCUT} THEN current.entity || staged.entity
-                  ELSE stadspuls_merge_attributes(current.entity, staged.entity) END,
+    entity = CASE
+        WHEN {_SHORTCUT} THEN current.entity || staged.entity
+        -- Entirely older than the stored state: its context properties (no observedAt:
+        -- location, dateLastValueReported, rssi...) are older too, so only its observations
+        -- are merged.
+        WHEN staged.newest < current.newest_observed_at
+        THEN stadspuls_merge_attributes(current.entity, stadspuls_observed_only(staged.entity))
+        ELSE stadspuls_merge_attributes(current.entity, staged.entity)
+    END,
     instance_keys = CASE WHEN staged.instance_keys @> current.instance_keys
                          THEN staged.instance_keys
                          ELSE stadspuls_union_keys(current.instance_keys, staged.instance_keys) END,

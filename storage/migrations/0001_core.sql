@@ -108,6 +108,14 @@ BEGIN
 END
 $$;
 
+-- Only the observed attributes (with observedAt, or several instances) of a fragment.
+CREATE FUNCTION stadspuls_observed_only(attributes jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(jsonb_object_agg(key, value), '{}'::jsonb)
+    FROM jsonb_each(attributes)
+    WHERE jsonb_typeof(value) = 'array' OR value ? 'observedAt'
+$$;
+
 -- The sorted union of two key arrays (instance_keys of entities).
 CREATE FUNCTION stadspuls_union_keys(a text[], b text[]) RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$

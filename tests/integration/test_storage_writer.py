@@ -377,6 +377,12 @@ LFT, RGT = "urn:ngsi-ld:Dataset:lft", "urn:ngsi-ld:Dataset:rgt"
             {"pm25": pm25(2, T2)}, {"pm25": pm25(1, T1)}, {"pm25": pm25(2, T2)}, id="late-data"
         ),
         pytest.param(
+            {"pm25": pm25(2, T2), "name": {"type": "Property", "value": "newer"}},
+            {"pm25": pm25(1, T1), "name": {"type": "Property", "value": "older"}},
+            {"pm25": pm25(2, T2), "name": {"type": "Property", "value": "newer"}},
+            id="late-context-is-not-applied",
+        ),
+        pytest.param(
             {"pm25": pm25(1, T1), "no2": pm25(7, T1)},
             {"pm25": pm25(2, T2)},
             {"pm25": pm25(2, T2), "no2": pm25(7, T1)},

@@ -165,3 +165,14 @@ def test_an_older_message_later_in_the_batch_does_not_overwrite_newer_context():
     device = fragments["urn:ngsi-ld:Device:aq-001"]
     assert device["rssi"]["value"] == -60
     assert device["dateLastValueReported"]["value"]["@value"].startswith("2026-03-29T01:30")
+
+
+def test_a_fragment_spans_its_oldest_observation_to_its_newest_observation_or_context():
+    mapper = BatchMapper()
+    resent = T0 - timedelta(days=1)  # a buffered reading sent again in a new message
+    decoded = Decoded([aq("pm25", 1.0, resent)], observed_at=T0)
+    mapper.add(DEVICE, decoded, T0)
+    fragment = next(f for f in mapper.fragments() if f.entity_type == "AirQualityObserved")
+    assert (fragment.oldest_observed_at, fragment.newest_observed_at) == (resent, T0)
+    device = next(f for f in mapper.fragments() if f.entity_type == "Device")
+    assert (device.oldest_observed_at, device.newest_observed_at) == (T0, T0)
