@@ -73,6 +73,7 @@ class BatchCommitter:
         self._connection: psycopg.Connection | None = None
         self._activity: dict[tuple[str, str], DeviceActivity] = {}
         self._activity_flushed = time.monotonic()
+        self._retries = 0
 
     def build(self, messages: Sequence[RawMessage]) -> BuiltBatch:
         """Decode and map `messages` (CPU only; may run while another batch commits)."""
@@ -82,22 +83,57 @@ class BatchCommitter:
         """Write a built batch in one transaction; return only once it is committed."""
         started = time.monotonic()
         self._hold_activity(built.batch, started)
-        retries = self._write_until_committed(built)
+        self._retries = 0
+        committed = self._write(built)
         elapsed = time.monotonic() - started
         if elapsed > SLOW_COMMIT_SECONDS:
             log.warning(
                 "batch of %d messages took %.1f s to commit (%d retries)",
                 len(built.messages),
                 elapsed,
-                retries,
+                self._retries,
             )
         return CommitReport(
             messages=len(built.messages),
-            readings=built.readings,
-            dead_letters=Counter(letter.reason for letter in built.batch.dead_letters),
-            retries=retries,
+            readings=sum(part.readings for part in committed),
+            dead_letters=Counter(
+                letter.reason for part in committed for letter in part.batch.dead_letters
+            ),
+            retries=self._retries,
             seconds=elapsed,
         )
+
+    def _write(self, built: BuiltBatch) -> list[BuiltBatch]:
+        """Commit `built`; if the database refuses it for good, isolate the culprit by halves.
+
+        One message the database cannot take (a NUL character in a text, a value out of
+        range) must cost only itself: the batch is split in two and each half is rebuilt
+        and committed on its own, until the refused message is alone and is dead-lettered
+        (`storage_error`) with the database's reason. The halves commit separately, which
+        is safe: nothing is acknowledged before all of them are committed.
+        """
+        error = self._write_until_committed(built)
+        if error is None:
+            return [built]
+        if len(built.messages) == 1:
+            if not built.batch.observations and not built.batch.entities:
+                # Even its dead letter is refused: fail loudly (the writer process restarts,
+                # and the worker gives up if it keeps happening) rather than loop.
+                raise RuntimeError(f"the database refuses a dead letter: {error}") from error
+            log.error("message refused by the database (%s); dead-lettering it", error)
+            activity = built.batch.activity
+            built.batch = dead_letter_all(built, f"{type(error).__name__}: {error}")
+            built.batch.activity = activity
+            built.readings = 0
+            return self._write(built)
+        middle = len(built.messages) // 2
+        activity = built.batch.activity  # held counters travel with the first half
+        parts = []
+        for half in (built.messages[:middle], built.messages[middle:]):
+            part = self._builder.build(half)
+            part.batch.activity, activity = activity, []
+            parts.extend(self._write(part))
+        return parts
 
     def close(self) -> None:
         """Write the device activity still held, then close the database connection."""
@@ -132,33 +168,28 @@ class BatchCommitter:
         else:
             batch.activity = []
 
-    def _write_until_committed(self, built: BuiltBatch) -> int:
-        delay, retries = 0.2, 0
+    def _write_until_committed(self, built: BuiltBatch) -> Exception | None:
+        """Commit, retrying transient failures; the error if the database refuses for good."""
+        delay = 0.2
         while True:
             try:
                 if self._connection is None or self._connection.closed:
                     self._connection = self._connect()
                 self._writer.write(self._connection, built.batch)
-                return retries
+                return None
             except psycopg.Error as error:
                 if not is_transient(error):
-                    self._reject(built, error)
-                else:
-                    log.warning("batch not committed (%s); retrying in %.1f s", error, delay)
-            except Exception as error:  # noqa: BLE001
-                self._reject(built, error)
-            retries += 1
+                    self._discard_connection()
+                    return error
+                log.warning("batch not committed (%s); retrying in %.1f s", error, delay)
+            except Exception as error:  # noqa: BLE001 - a bug: keep the messages, isolate it
+                log.exception("batch not written")
+                self._discard_connection()
+                return error
+            self._retries += 1
             self._discard_connection()
             self._sleep(delay)
             delay = min(delay * 2, 10.0)
-
-    @staticmethod
-    def _reject(built: BuiltBatch, error: Exception) -> None:
-        # Not a connectivity problem (a constraint, a value the database refuses, a bug):
-        # this batch can never be written as it is. Keep every message whole in the
-        # dead-letter store rather than block ingest behind it.
-        log.error("batch rejected (%s); dead-lettering its messages", error, exc_info=True)
-        built.batch = dead_letter_all(built, f"{type(error).__name__}: {error}")
 
     def _discard_connection(self) -> None:
         if self._connection is not None:

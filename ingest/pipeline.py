@@ -140,7 +140,7 @@ def dead_letter(
         topic=message.topic,
         payload=message.payload,
         reason=reason,
-        detail=detail,
+        detail=detail.replace("\x00", "\\x00"),  # PostgreSQL text cannot hold NUL
         received_at=message.received_at,
         tenant=device.tenant if device else "",
         device_id=device.device_id if device else None,

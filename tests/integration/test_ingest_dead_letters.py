@@ -88,3 +88,24 @@ def test_a_thousand_malformed_payloads_are_dead_lettered_while_good_ones_flow(
     assert b"not-a-number" in bytes(payload)  # the raw bytes are kept whole
     assert detail
     assert unknown_with_device == 0
+
+
+def test_a_message_the_database_refuses_costs_only_itself(ingest_database, mqtt_url):
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    good = list(message_stream(300, start, devices_per_profile=10))
+    expected = expected_observations(good)
+    # Valid JSON, decodes fine, but PostgreSQL text and jsonb cannot hold U+0000.
+    refused = (f"/json/{IOTA_APIKEY}/no2-0/attrs", orjson.dumps({"label": "bad\u0000value"}))
+    mixed = [(m.topic, m.payload) for m in good[:150]] + [refused]
+    mixed += [(m.topic, m.payload) for m in good[150:]]
+    settings = ingest_settings(ingest_database, mqtt_url, batch_size=500, batch_time=1.0)
+    with running_worker(settings) as worker:
+        publish_all(mqtt_url, mixed)
+        wait_until(lambda: worker.stats.messages >= 301, 60, "every message to be committed")
+    with connect(ingest_database) as conn:
+        letters = conn.execute("SELECT reason, topic, payload FROM dead_letters").fetchall()
+        stored = stored_observations(conn)
+    assert [(reason, topic, bytes(payload)) for reason, topic, payload in letters] == [
+        ("storage_error", refused[0], refused[1])
+    ]
+    assert set(stored) == expected and len(stored) == len(expected)
