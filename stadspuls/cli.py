@@ -68,7 +68,15 @@ def up_command() -> None:
 def _run_worker(settings: Settings, backend) -> None:
     worker = build_worker(settings, backend)
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, registry=worker.metrics.registry)
+        try:
+            start_http_server(settings.metrics_port, registry=worker.metrics.registry)
+        except OSError as error:
+            # Metrics are for watching; a taken port must not stop ingest.
+            logging.getLogger("stadspuls").warning(
+                "metrics not served on port %d (%s); set STADSPULS_METRICS_PORT",
+                settings.metrics_port,
+                error,
+            )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
