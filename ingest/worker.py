@@ -77,7 +77,7 @@ class IngestWorker:
         metrics: IngestMetrics | None = None,
         on_commit: Callable[[list[float], float], None] | None = None,
         log_level: str = "INFO",
-        receive_maximum: int = 8_000,
+        receive_maximum: int = 16_000,
     ) -> None:
         # Larger than anything the broker may have in flight to us (Receive Maximum, plus a
         # redelivered window after a reconnect), so paho's thread never blocks on it for
