@@ -20,8 +20,7 @@ from storage.records import Batch, DeviceActivity
 from storage.writer import BatchWriter
 
 from .message import RawMessage
-from .pipeline import BatchBuilder, BuiltBatch
-from .storage_errors import dead_letter_all
+from .pipeline import BatchBuilder, BuiltBatch, dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +121,10 @@ class BatchCommitter:
                 raise RuntimeError(f"the database refuses a dead letter: {error}") from error
             log.error("message refused by the database (%s); dead-lettering it", error)
             activity = built.batch.activity
-            built.batch = dead_letter_all(built, f"{type(error).__name__}: {error}")
+            detail = f"storage refused it: {type(error).__name__}: {error}"
+            built.batch = Batch(
+                dead_letters=[dead_letter(built.messages[0], "storage_error", detail, None)]
+            )
             built.batch.activity = activity
             built.readings = 0
             return self._write(built)
