@@ -14,6 +14,7 @@ from devices.model import Decoded, DecodeError, DeviceConfig, Profile, Reading
 from devices.profiles.registry import profile_for_topic
 from devices.registry import DeviceRegistry
 from ngsi.mapping import BatchMapper
+from ngsi.vocabulary import IngestVocabulary
 from storage.records import Batch, DeadLetter
 
 from .message import RawMessage
@@ -54,6 +55,7 @@ class BatchBuilder:
         self._current: DeviceRegistry | None = None
         # Each device publishes on its own few topics: route each topic once.
         self._routes: dict[str, tuple[Profile, str] | None] = {}
+        self._vocabulary = IngestVocabulary()
 
     def _route(self, topic: str) -> tuple[Profile, str] | None:
         try:
@@ -67,7 +69,7 @@ class BatchBuilder:
     def build(self, messages: Sequence[RawMessage]) -> BuiltBatch:
         """Decode and map every message; failures become dead letters with their reason."""
         self._current = self._registry()
-        mapper = BatchMapper()
+        mapper = BatchMapper(self._vocabulary)
         dead: list[DeadLetter] = []
         readings = 0
         for message in messages:

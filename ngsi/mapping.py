@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from devices.model import Decoded, DeviceConfig, EntityRef, Reading
+from ngsi.vocabulary import IngestVocabulary
 from storage.records import DeviceActivity, EntityFragment
 
 ATTRIBUTE_TYPES = frozenset({"Property", "GeoProperty", "Relationship", "LanguageProperty"})
@@ -82,10 +83,14 @@ class _EntityState:
             return True
         return False
 
-    def attributes(self, iso: Callable[[datetime], str]) -> dict[str, Any]:
-        """Context properties and observed attributes, several instances as a list."""
+    def attributes(
+        self, iso: Callable[[datetime], str], vocabulary: IngestVocabulary
+    ) -> dict[str, Any]:
+        """Context properties and observed attributes (names expanded), instances as a list."""
+        entity_type = self.entity_type
         result: dict[str, Any] = {
-            name: context_attribute(name, value) for name, value in self.context.items()
+            vocabulary.attribute(entity_type, name): context_attribute(name, value)
+            for name, value in self.context.items()
         }
         grouped: dict[str, list[dict[str, Any]]] = {}
         for (name, dataset), reading in self.newest.items():
@@ -101,14 +106,16 @@ class _EntityState:
             grouped.setdefault(name, []).append(attribute)
         for name, instances in grouped.items():
             single = len(instances) == 1 and "datasetId" not in instances[0]
-            result[name] = instances[0] if single else instances
+            result[vocabulary.attribute(entity_type, name)] = instances[0] if single else instances
         return result
 
 
 class BatchMapper:
     """Maps the decoded messages of one batch into storage rows, merging per entity."""
 
-    def __init__(self) -> None:
+    def __init__(self, vocabulary: IngestVocabulary | None = None) -> None:
+        #: Expands types and attribute names: entities and history are stored with IRIs.
+        self.vocabulary = vocabulary or IngestVocabulary()
         #: Rows in ObservationRow field order, as plain tuples (cheaper to build and to COPY).
         self.observations: list[tuple[Any, ...]] = []
         self._entities: dict[tuple[str, str], _EntityState] = {}
@@ -142,8 +149,8 @@ class BatchMapper:
                 EntityFragment(
                     tenant,
                     eid,
-                    state.entity_type,
-                    state.attributes(self._iso),
+                    self.vocabulary.entity_type(state.entity_type),
+                    state.attributes(self._iso, self.vocabulary),
                     min(times or stamps) if stamps else None,
                     max(stamps) if stamps else None,
                 )
@@ -176,14 +183,16 @@ class BatchMapper:
         # The hot loop of ingest: plain tuples, no per-reading dicts or string formatting.
         fed: set[str] = set()
         append = self.observations.append
+        vocabulary = self.vocabulary
         last_ref: tuple[str, str] | None = None
-        eid = ""
+        eid = type_iri = ""
         newest: dict[tuple[str, str], Reading] = {}
         for reading in readings:
             ref = (reading.entity_type, reading.entity_key)
             if ref != last_ref:
                 last_ref = ref
                 eid = entity_id(*ref)
+                type_iri = vocabulary.entity_type(reading.entity_type)
                 newest = self._state(tenant, eid, reading.entity_type).newest
                 fed.add(eid)
             value = reading.value
@@ -193,8 +202,8 @@ class BatchMapper:
                 (
                     tenant,
                     eid,
-                    reading.entity_type,
-                    reading.attribute,
+                    type_iri,
+                    vocabulary.attribute(reading.entity_type, reading.attribute),
                     dataset,
                     reading.observed_at,
                     float(value) if numeric else None,  # type: ignore[arg-type]

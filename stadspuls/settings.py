@@ -83,6 +83,50 @@ class Settings(BaseSettings):
     metrics_port: int = 9464
     log_level: str = "INFO"
 
+    # --- NGSI-LD API (`stadspuls api`) ---
+    api_host: str = "127.0.0.1"
+    api_port: int = 1026
+    #: uvicorn worker processes of `stadspuls api`.
+    api_workers: int = 1
+    #: Entities per page when the caller gives no `limit` ...
+    api_default_limit: int = 20
+    #: ... and the most it may ask for; more is answered with TooManyResults.
+    api_max_limit: int = 1000
+    #: Request bodies larger than this are refused with 413.
+    api_max_body_bytes: int = 2 * 1024 * 1024
+    #: Entities in one /entityOperations call.
+    api_max_batch_entities: int = 10_000
+    #: Seconds to wait for a user @context that has to be fetched (then LdContextNotAvailable).
+    context_fetch_timeout: float = 5.0
+    #: Connections of the API's PostgreSQL pool (per worker process).
+    api_pool_size: int = 8
+
+    # --- access control (ngsi/access.py) ---
+    #: False opens every endpoint to everyone, as an admin: for development only.
+    auth_enabled: bool = True
+    #: Tenants anyone may read without credentials ("" is the default tenant), besides those
+    #: switched on with `stadspuls keys public-read`. Writes always need credentials.
+    auth_public_read_tenants: list[str] = Field(default_factory=list)
+    #: Seconds an API process trusts what it read about an API key or a tenant's public read:
+    #: a revoked key (or public read switched off) stops working within this time.
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
+    #: JWKS URL of the OpenID Connect provider; unset, bearer tokens are refused.
+    oidc_jwks_url: str | None = None
+    #: Seconds to wait for the JWKS (fetched on first use, every 5 minutes and for a new key).
+    oidc_jwks_timeout: float = 5.0
+    #: The `iss` bearer tokens must carry; unset, the issuer is not checked.
+    oidc_issuer: str | None = None
+    #: The `aud` bearer tokens must carry; unset, the audience is not checked (set it when the
+    #: provider issues tokens to other applications too).
+    oidc_audience: str | None = None
+    #: Token claim naming the tenant (a string) or tenants (a list) the token may access;
+    #: a token without it may access every tenant its scopes allow.
+    oidc_tenant_claim: str = "tenant"
+    #: Scopes (in the token's `scope` or `scp`) granting the read, write and admin roles.
+    oidc_read_scope: str = "stadspuls:read"
+    oidc_write_scope: str = "stadspuls:write"
+    oidc_admin_scope: str = "stadspuls:admin"
+
     @field_validator("mqtt_url")
     @classmethod
     def _valid_mqtt_url(cls, value: str) -> str:

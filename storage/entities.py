@@ -88,26 +88,36 @@ INSERT INTO stadspuls_entities_staging SELECT * FROM stadspuls_entities_folded;
 """
 
 
-def _row(ordinal: int, fragment: EntityFragment) -> tuple[Any, ...]:
-    # "attribute datasetId" of every instance of every multi-instance attribute (a space
-    # cannot occur in an attribute name or an IRI).
+def instance_keys(attributes: dict[str, Any]) -> tuple[list[str], bool]:
+    """`instance_keys` of an entity document, and whether each listed attribute has a default.
+
+    A key is "attribute datasetId" for every instance of every multi-instance attribute (a
+    space cannot occur in an attribute name or an IRI). Whoever writes `entities` (ingest
+    and the API) keeps the column true, or the `||` shortcut could drop instances.
+    """
     keys: list[str] = []
-    oldest = fragment.oldest_observed_at
-    for name, value in fragment.attributes.items():
+    defaults = True
+    for name, value in attributes.items():
         if type(value) is list:
             datasets = [instance.get("datasetId", "") for instance in value]
             keys.extend(f"{name} {dataset}" for dataset in datasets)
-            if "" not in datasets:
-                # A stored default instance is a plain object, not listed in instance_keys:
-                # without its own default this attribute needs the instance-wise merge.
-                oldest = None
+            defaults = defaults and "" in datasets
+    keys.sort()
+    return keys, defaults
+
+
+def _row(ordinal: int, fragment: EntityFragment) -> tuple[Any, ...]:
+    keys, defaults = instance_keys(fragment.attributes)
+    # A stored default instance is a plain object, not listed in instance_keys: without its
+    # own default instance a multi-instance attribute needs the instance-wise merge.
+    oldest = fragment.oldest_observed_at if defaults else None
     return (
         ordinal,
         fragment.tenant,
         fragment.entity_id,
         fragment.entity_type,
         fragment.attributes,
-        sorted(keys),
+        keys,
         oldest,
         fragment.newest_observed_at,
     )

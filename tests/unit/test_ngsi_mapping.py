@@ -25,8 +25,39 @@ def aq(attribute: str, value, at: datetime = T0, unit: str | None = "GQ", datase
     return Reading("AirQualityObserved", "aq-001", attribute, value, at, unit, dataset)
 
 
+def term(iri: str) -> str:
+    """The last path segment of an IRI: the term it was expanded from, in these tests."""
+    return iri.rsplit("/", 1)[-1]
+
+
 def fragments_by_id(mapper: BatchMapper) -> dict[str, dict]:
-    return {f.entity_id: f.attributes for f in mapper.fragments()}
+    """Attributes of each fragment, keyed by term rather than IRI for readability."""
+    return {
+        f.entity_id: {term(name): value for name, value in f.attributes.items()}
+        for f in mapper.fragments()
+    }
+
+
+def test_types_and_attribute_names_are_expanded_with_the_domain_context_of_the_type():
+    mapper = BatchMapper()
+    decoded = Decoded([aq("pm25", 4.0), aq("refDevice", "x", unit=None), aq("madeUp", 1)])
+    mapper.add(DEVICE, decoded, T0)
+    by_type = {f.entity_type: set(f.attributes) for f in mapper.fragments()}
+    environment = "https://smartdatamodels.org/dataModel.Environment/"
+    assert by_type[environment + "AirQualityObserved"] >= {
+        environment + "pm25",
+        environment + "refDevice",
+        "https://uri.etsi.org/ngsi-ld/location",
+        "https://uri.etsi.org/ngsi-ld/default-context/madeUp",
+    }
+    assert "https://smartdatamodels.org/dataModel.Device/deviceState" in (
+        by_type["https://smartdatamodels.org/dataModel.Device/Device"]
+    )
+    assert {ObservationRow(*row).attribute for row in mapper.observations} == {
+        environment + "pm25",
+        environment + "refDevice",
+        "https://uri.etsi.org/ngsi-ld/default-context/madeUp",
+    }
 
 
 @pytest.mark.parametrize(
@@ -60,7 +91,12 @@ def test_numbers_go_to_the_numeric_column_and_the_rest_to_json(value, value_num,
     (row,) = [ObservationRow(*row) for row in mapper.observations]
     assert (row.value_num, row.value_json) == (value_num, value_json)
     assert row.entity_id == "urn:ngsi-ld:AirQualityObserved:aq-001"
-    assert (row.tenant, row.attribute, row.dataset_id, row.unit_code) == ("gent", "pm25", "", "GQ")
+    assert (row.tenant, term(row.attribute), row.dataset_id, row.unit_code) == (
+        "gent",
+        "pm25",
+        "",
+        "GQ",
+    )
 
 
 def test_entity_fragment_carries_observed_at_unit_location_ref_device_and_static_attributes():
@@ -172,7 +208,7 @@ def test_a_fragment_spans_its_oldest_observation_to_its_newest_observation_or_co
     resent = T0 - timedelta(days=1)  # a buffered reading sent again in a new message
     decoded = Decoded([aq("pm25", 1.0, resent)], observed_at=T0)
     mapper.add(DEVICE, decoded, T0)
-    fragment = next(f for f in mapper.fragments() if f.entity_type == "AirQualityObserved")
+    fragment = next(f for f in mapper.fragments() if term(f.entity_type) == "AirQualityObserved")
     assert (fragment.oldest_observed_at, fragment.newest_observed_at) == (resent, T0)
-    device = next(f for f in mapper.fragments() if f.entity_type == "Device")
+    device = next(f for f in mapper.fragments() if term(f.entity_type) == "Device")
     assert (device.oldest_observed_at, device.newest_observed_at) == (T0, T0)

@@ -1,0 +1,295 @@
+"""Reads and writes of the latest-state table (`entities`) for the NGSI-LD API.
+
+The API works on whole entity documents in the stored form (docs/ngsi-api.md): it reads an
+entity, changes it in Python and writes it back under a row lock, so its merges never race
+with ingest's (storage/entities.py), which locks the same rows. Every write keeps
+`instance_keys` and `newest_observed_at` true, since ingest's merge shortcut relies on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from psycopg import AsyncConnection, sql
+from psycopg.types.json import Jsonb
+
+from ngsi.typeselect import AllOf, AnyOf, TypeName, TypeSelection
+from storage.entities import instance_keys
+
+_COLUMNS = sql.SQL("e.id, e.type, e.extra_types, e.entity, e.scope, e.created_at, e.modified_at")
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def jsonb(value: Any) -> Jsonb:
+    """A jsonb parameter, serialized with orjson."""
+    return Jsonb(value, dumps=_dumps)
+
+
+@dataclass(slots=True)
+class StoredEntity:
+    """One entity in the stored form: types and attribute names are IRIs."""
+
+    id: str
+    types: list[str]
+    attributes: dict[str, Any]
+    scope: list[str] | None = None
+    created_at: datetime | None = None
+    modified_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class EntityFilter:
+    """Which entities a query selects; every part is optional and they all must hold."""
+
+    types: TypeSelection | None = None
+    #: Expands the type names of `types` (the caller's @context).
+    expand: Callable[[str], str] = str
+    ids: Sequence[str] = ()
+    id_pattern: str | None = None
+    #: The entity must carry at least one of these attributes (IRIs).
+    any_attributes: Sequence[str] = ()
+    #: Further boolean SQL over `e` (compiled q, geo, scope).
+    conditions: list[sql.Composable] = field(default_factory=list)
+
+
+def _row_entity(row: Sequence[Any]) -> StoredEntity:
+    entity_id, first_type, extra_types, attributes, scope, created, modified = row
+    return StoredEntity(
+        entity_id, [first_type, *extra_types], attributes or {}, scope, created, modified
+    )
+
+
+def _newest_observed_at(attributes: dict[str, Any]) -> str | None:
+    newest: str | None = None
+    for value in attributes.values():
+        for instance in value if isinstance(value, list) else (value,):
+            if isinstance(instance, dict):
+                observed = instance.get("observedAt")
+                if isinstance(observed, str) and (newest is None or observed > newest):
+                    newest = observed
+    return newest
+
+
+def _write_values(entity: StoredEntity) -> tuple[Any, ...]:
+    keys, _ = instance_keys(entity.attributes)
+    return (
+        entity.types[0],
+        entity.types[1:],
+        jsonb(entity.attributes),
+        jsonb(entity.scope) if entity.scope is not None else None,
+        keys,
+        _newest_observed_at(entity.attributes),
+    )
+
+
+def type_condition(selection: TypeSelection, expand: Callable[[str], str]) -> sql.Composable:
+    """SQL over `e` for a type selection; a single type uses the (tenant, type) index."""
+    if isinstance(selection, TypeName):
+        iri = expand(selection.name)
+        return sql.SQL("(e.type = {0} OR {0} = ANY(e.extra_types))").format(sql.Literal(iri))
+    children = selection.alternatives if isinstance(selection, AnyOf) else selection.parts
+    joiner = " OR " if isinstance(selection, AnyOf) else " AND "
+    if isinstance(selection, AnyOf) and all(isinstance(c, TypeName) for c in children):
+        iris = [expand(c.name) for c in children if isinstance(c, TypeName)]
+        return sql.SQL("(e.type = ANY({0}) OR e.extra_types && {0})").format(sql.Literal(iris))
+    assert isinstance(selection, AnyOf | AllOf)
+    joined = sql.SQL(joiner).join(type_condition(c, expand) for c in children)
+    return sql.SQL("({})").format(joined)
+
+
+def _where(tenant: str, selection: EntityFilter) -> sql.Composable:
+    parts: list[sql.Composable] = [sql.SQL("e.tenant = {}").format(sql.Literal(tenant))]
+    if selection.types is not None:
+        parts.append(type_condition(selection.types, selection.expand))
+    if selection.ids:
+        parts.append(sql.SQL("e.id = ANY({})").format(sql.Literal(list(selection.ids))))
+    if selection.id_pattern is not None:
+        parts.append(sql.SQL("e.id ~ {}").format(sql.Literal(selection.id_pattern)))
+    if selection.any_attributes:
+        parts.append(sql.SQL("e.entity ?| {}").format(sql.Literal(list(selection.any_attributes))))
+    parts.extend(selection.conditions)
+    return sql.SQL(" AND ").join(parts)
+
+
+class EntityStore:
+    """The API's access to `entities` on one connection."""
+
+    def __init__(self, conn: AsyncConnection[Any]) -> None:
+        self.conn = conn
+
+    async def tenant_exists(self, tenant: str) -> bool:
+        """Whether `tenant` was created through the API or holds entities."""
+        cursor = await self.conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM tenants WHERE name = %s)"
+            " OR EXISTS (SELECT 1 FROM entities WHERE tenant = %s)",
+            (tenant, tenant),
+        )
+        row = await cursor.fetchone()
+        return bool(row and row[0])
+
+    async def ensure_tenant(self, tenant: str) -> None:
+        """Create `tenant` if it does not exist (creating an entity creates its tenant)."""
+        await self.conn.execute(
+            "INSERT INTO tenants (name) VALUES (%s) ON CONFLICT DO NOTHING", (tenant,)
+        )
+
+    async def get(self, tenant: str, entity_id: str, *, lock: bool = False) -> StoredEntity | None:
+        """One entity, or None; `lock` holds its row until the transaction ends."""
+        query = sql.SQL("SELECT {} FROM entities AS e WHERE e.tenant = %s AND e.id = %s").format(
+            _COLUMNS
+        )
+        if lock:
+            query += sql.SQL(" FOR UPDATE")
+        cursor = await self.conn.execute(query, (tenant, entity_id))
+        row = await cursor.fetchone()
+        return _row_entity(row) if row else None
+
+    async def create(self, tenant: str, entity: StoredEntity) -> bool:
+        """Insert a new entity; False when one with its id exists."""
+        cursor = await self.conn.execute(
+            "INSERT INTO entities (tenant, id, type, extra_types, entity, scope, instance_keys,"
+            " newest_observed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (tenant, id) DO NOTHING",
+            (tenant, entity.id, *_write_values(entity)),
+        )
+        return cursor.rowcount == 1
+
+    async def save(self, tenant: str, entity: StoredEntity) -> None:
+        """Write back an entity read (and locked) in this transaction."""
+        await self.conn.execute(
+            "UPDATE entities SET type = %s, extra_types = %s, entity = %s, scope = %s,"
+            " instance_keys = %s,"
+            " newest_observed_at = greatest(newest_observed_at, %s::timestamptz),"
+            " modified_at = now() WHERE tenant = %s AND id = %s",
+            (*_write_values(entity), tenant, entity.id),
+        )
+
+    async def delete(self, tenant: str, entity_id: str) -> bool:
+        """Delete an entity; False when there was none."""
+        cursor = await self.conn.execute(
+            "DELETE FROM entities WHERE tenant = %s AND id = %s", (tenant, entity_id)
+        )
+        return cursor.rowcount == 1
+
+    async def query(
+        self, tenant: str, selection: EntityFilter, limit: int | None, offset: int = 0
+    ) -> list[StoredEntity]:
+        """The selected entities ordered by id; `limit` None for all of them."""
+        query = sql.SQL("SELECT {} FROM entities AS e WHERE {} ORDER BY e.id").format(
+            _COLUMNS, _where(tenant, selection)
+        )
+        if limit is not None:
+            query += sql.SQL(" LIMIT {}").format(sql.Literal(limit))
+        if offset:
+            query += sql.SQL(" OFFSET {}").format(sql.Literal(offset))
+        cursor = await self.conn.execute(query)
+        return [_row_entity(row) for row in await cursor.fetchall()]
+
+    async def stream(self, tenant: str, selection: EntityFilter) -> Iterable[StoredEntity]:
+        """Every selected entity ordered by id (for filters that finish in Python)."""
+        return await self.query(tenant, selection, None)
+
+    async def count(self, tenant: str, selection: EntityFilter) -> int:
+        """How many entities the selection holds."""
+        query = sql.SQL("SELECT count(*) FROM entities AS e WHERE {}").format(
+            _where(tenant, selection)
+        )
+        cursor = await self.conn.execute(query)
+        row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def existing_ids(self, tenant: str, ids: Sequence[str]) -> set[str]:
+        """Which of `ids` exist."""
+        cursor = await self.conn.execute(
+            "SELECT id FROM entities WHERE tenant = %s AND id = ANY(%s)", (tenant, list(ids))
+        )
+        return {row[0] for row in await cursor.fetchall()}
+
+    async def insert_many(self, tenant: str, entities: Sequence[StoredEntity]) -> set[str]:
+        """Insert the entities that do not exist yet; the ids inserted."""
+        return await self._write_many(tenant, entities, "DO NOTHING")
+
+    async def upsert_many(
+        self, tenant: str, entities: Sequence[StoredEntity], *, replace: bool
+    ) -> set[str]:
+        """Create or change entities in one statement; the ids that were created.
+
+        `replace` swaps the whole entity (upsert's default, clause 5.6.8); otherwise the
+        attributes given replace theirs and the others stay (options=update).
+        """
+        merged = "EXCLUDED.entity" if replace else "current.entity || EXCLUDED.entity"
+        action = (
+            f"DO UPDATE SET type = EXCLUDED.type, extra_types = EXCLUDED.extra_types,"
+            f" entity = {merged}, scope = coalesce(EXCLUDED.scope, current.scope),"
+            f" instance_keys = stadspuls_instance_keys({merged}),"
+            f" newest_observed_at = greatest(current.newest_observed_at,"
+            f" EXCLUDED.newest_observed_at), modified_at = now()"
+        )
+        return await self._write_many(tenant, entities, action)
+
+    async def _write_many(
+        self, tenant: str, entities: Sequence[StoredEntity], conflict_action: str
+    ) -> set[str]:
+        if not entities:
+            return set()
+        # xmax = 0 only on rows this statement inserted (not on updated ones).
+        statement = (
+            "INSERT INTO entities AS current (tenant, id, type, extra_types, entity, scope,"
+            " instance_keys, newest_observed_at)"
+            " SELECT %s, u.id, u.type, string_to_array(u.extra, ' '), u.entity, u.scope,"
+            " stadspuls_instance_keys(u.entity), u.newest"
+            " FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[], %s::jsonb[],"
+            " %s::timestamptz[]) AS u (id, type, extra, entity, scope, newest)"
+            f" ON CONFLICT (tenant, id) {conflict_action}"
+            " RETURNING current.id, (current.xmax = 0) AS inserted"
+        )
+        cursor = await self.conn.execute(
+            statement,
+            (
+                tenant,
+                [e.id for e in entities],
+                [e.types[0] for e in entities],
+                [" ".join(e.types[1:]) for e in entities],
+                [jsonb(e.attributes) for e in entities],
+                [jsonb(e.scope) if e.scope is not None else None for e in entities],
+                [_newest_observed_at(e.attributes) for e in entities],
+            ),
+        )
+        return {row[0] for row in await cursor.fetchall() if row[1]}
+
+    async def update_many(
+        self, tenant: str, entities: Sequence[StoredEntity], *, overwrite: bool
+    ) -> set[str]:
+        """Merge attributes into existing entities; the ids that existed and were updated."""
+        if not entities:
+            return set()
+        merged = "e.entity || u.entity" if overwrite else "u.entity || e.entity"
+        cursor = await self.conn.execute(
+            f"UPDATE entities AS e SET entity = {merged},"
+            f" instance_keys = stadspuls_instance_keys({merged}),"
+            " newest_observed_at = greatest(e.newest_observed_at, u.newest), modified_at = now()"
+            " FROM unnest(%s::text[], %s::jsonb[], %s::timestamptz[]) AS u (id, entity, newest)"
+            " WHERE e.tenant = %s AND e.id = u.id RETURNING e.id",
+            (
+                [e.id for e in entities],
+                [jsonb(e.attributes) for e in entities],
+                [_newest_observed_at(e.attributes) for e in entities],
+                tenant,
+            ),
+        )
+        return {row[0] for row in await cursor.fetchall()}
+
+    async def delete_many(self, tenant: str, ids: Sequence[str]) -> set[str]:
+        """Delete entities; the ids that existed."""
+        cursor = await self.conn.execute(
+            "DELETE FROM entities WHERE tenant = %s AND id = ANY(%s) RETURNING id",
+            (tenant, list(ids)),
+        )
+        return {row[0] for row in await cursor.fetchall()}
