@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import typer
+import uvicorn
 from prometheus_client import start_http_server
 from rich.console import Console
 from rich.table import Table
@@ -18,12 +21,14 @@ from storage.database import connect
 from storage.status import collect_status, list_dead_letters
 from storage.writer import write_registry
 
+from .cli_keys import keys_app
 from .settings import Settings
 from .wiring import build_worker, prepare_database
 
 app = typer.Typer(help="Stadspuls: city sensor data from MQTT to NGSI-LD.", no_args_is_help=True)
 devices_app = typer.Typer(help="The device registry.", no_args_is_help=True)
 app.add_typer(devices_app, name="devices")
+app.add_typer(keys_app, name="keys")
 console = Console()
 
 
@@ -61,8 +66,38 @@ def up_command() -> None:
     console.print(f"broker:  {settings.mqtt_url}")
     if settings.metrics_port:
         console.print(f"metrics: http://127.0.0.1:{settings.metrics_port}/metrics")
+    api_url = f"http://{settings.api_host}:{settings.api_port}"
+    console.print(f"API:     {api_url}/ngsi-ld/v1/entities   docs: {api_url}/docs")
     console.print("try:     stadspuls status    (Ctrl-C stops)")
-    _run_worker(settings, backend)
+    # The API runs as its own process (uvicorn), so ingest keeps this one's signals and CPU.
+    api_process = subprocess.Popen([sys.executable, "-m", "stadspuls", "api", "--no-migrate"])
+    try:
+        _run_worker(settings, backend)
+    finally:
+        api_process.terminate()
+        try:
+            api_process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            api_process.kill()
+
+
+@app.command("api")
+def api_command(
+    migrate: bool = typer.Option(True, help="Apply pending migrations before serving."),
+) -> None:
+    """Serve the NGSI-LD API (FastAPI under uvicorn) on STADSPULS_API_HOST:STADSPULS_API_PORT."""
+    settings = _settings()
+    if migrate:
+        prepare_database(settings)
+    uvicorn.run(
+        "stadspuls.api:create_app",
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        workers=settings.api_workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
 
 
 def _run_worker(settings: Settings, backend) -> None:

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     metrics_port: int = 9464
     log_level: str = "INFO"
 
+    #: auto: create the PostGIS extension where the server offers it (geo-queries then run
+    #: in SQL); off: never (geo-queries are answered in Python, with the same results).
+    postgis: Literal["auto", "off"] = "auto"
+
     # --- NGSI-LD API (`stadspuls api`) ---
     api_host: str = "127.0.0.1"
     api_port: int = 1026

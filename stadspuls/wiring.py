@@ -14,7 +14,7 @@ from ingest.mqtt import MqttConsumer, subscription_filters
 from ingest.pipeline import BatchBuilder
 from ingest.registry_source import RegistrySource
 from ingest.worker import BatchPolicy, IngestWorker
-from storage.backend import Backend, detect_backend
+from storage.backend import Backend, create_postgis, detect_backend
 from storage.database import connect, create_database_if_missing
 from storage.migrate import migrate
 from storage.writer import BatchWriter, load_registry
@@ -35,6 +35,8 @@ def prepare_database(settings: Settings) -> Backend:
     create_database_if_missing(settings.database_url)
     with connect(settings.database_url) as conn:
         backend = detect_backend(conn, settings.storage_backend)
+        if settings.postgis == "auto":
+            create_postgis(conn)
         migrate(conn, backend)
     return backend
 

@@ -122,6 +122,25 @@ def _create_timescaledb(conn: psycopg.Connection, required: bool) -> bool:
     return True
 
 
+def create_postgis(conn: psycopg.Connection) -> bool:
+    """CREATE EXTENSION postgis where the server offers it; False (and a warning) if it can't.
+
+    Geo-queries use PostGIS when the database has it and fall back to Python otherwise.
+    """
+    state = _extension_state(conn, "postgis")
+    if state.installed:
+        return True
+    if not state.available:
+        return False
+    try:
+        with conn.transaction():
+            conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+    except psycopg.Error as error:
+        logger.warning("postgis is available but cannot be created (%s)", error)
+        return False
+    return True
+
+
 def detect_backend(conn: psycopg.Connection, preference: Preference | str = "auto") -> Backend:
     """Choose the backend for this database (creating the timescaledb extension when chosen)."""
     if preference not in PREFERENCES:

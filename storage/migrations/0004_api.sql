@@ -28,7 +28,8 @@ CREATE TABLE jsonld_contexts (
 CREATE FUNCTION stadspuls_instance_keys(document jsonb) RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT coalesce(array_agg(attribute.key || ' ' || coalesce(instance ->> 'datasetId', '')
-                              ORDER BY 1 COLLATE "C"), '{}')
+                              ORDER BY attribute.key || ' ' || coalesce(instance ->> 'datasetId', '')
+                                       COLLATE "C"), '{}')
     FROM jsonb_each(document) AS attribute
     CROSS JOIN LATERAL jsonb_array_elements(
         CASE WHEN jsonb_typeof(attribute.value) = 'array' THEN attribute.value

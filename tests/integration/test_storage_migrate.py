@@ -29,14 +29,14 @@ def expected_files(backend_name: str) -> list[str]:
     return [migration.filename for migration in available_migrations(backend_name)]
 
 
+SHARED = ["0003_registry.sql", "0004_api.sql", "0005_geo.sql", "0006_access.sql"]
+
+
 @pytest.mark.parametrize(
     ("name", "files"),
     [
-        ("postgres", ["0001_core.sql", "0002_observations.postgres.sql", "0003_registry.sql"]),
-        (
-            "timescaledb",
-            ["0001_core.sql", "0002_observations.timescaledb.sql", "0003_registry.sql"],
-        ),
+        ("postgres", ["0001_core.sql", "0002_observations.postgres.sql", *SHARED]),
+        ("timescaledb", ["0001_core.sql", "0002_observations.timescaledb.sql", *SHARED]),
     ],
 )
 def test_each_backend_gets_the_shared_files_and_its_own(name, files):

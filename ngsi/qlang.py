@@ -1,0 +1,741 @@
+"""The NGSI-LD query language `q` (ETSI GS CIM 009 v1.8, clause 4.9), parsed into a small AST.
+
+Grammar (clause 4.9 ABNF, with the choices made here):
+- `;` is AND, `|` is OR, AND binds tighter; parentheses nest (the spec's examples nest them).
+- A term is an attribute path, optionally followed by an operator and a value; a bare path is
+  an existence test. No whitespace outside quoted strings; no `!` negation (not in the spec).
+- Path: `attr`, `attr.sub.sub` (sub-attributes), then `[a.b]` or `[a][b]` members of a compound
+  value (or, for a LanguageProperty, `[en]` / `[*]` the language). A dotted part that is
+  `observedAt`, `createdAt`, `modifiedAt`, `unitCode` or `datasetId` names that member of
+  the instance and must come last. Names are terms as written (letters, digits, `_`, one
+  optional `prefix:`); the caller expands them.
+- Values: JSON numbers and strings, `true`/`false`, unquoted DateTime (`Z` or `±hh:mm`,
+  normalised to UTC), Date, Time (`Z`) and URIs; `a..b` ranges and `a,b,c` lists with `==`/`!=`.
+  An unquoted value ends at `;`, `|`, `)`, `,` or `..`: quote a URI holding one of those.
+- `~=`/`!~=` take a regular expression, as a JSON string or unquoted (up to a `;`, `|` or `)`
+  outside its own parentheses and brackets). It is parsed here into a portable subset that
+  PostgreSQL and `ngsi.qeval` evaluate identically (see `_RegexParser`).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+from ngsi.errors import ErrorType, NgsiError
+
+
+class Operator(StrEnum):
+    """The comparison operators of clause 4.9."""
+
+    EQUAL = "=="
+    UNEQUAL = "!="
+    GREATER = ">"
+    GREATER_EQUAL = ">="
+    LESS = "<"
+    LESS_EQUAL = "<="
+    MATCHES = "~="
+    NOT_MATCHES = "!~="
+
+
+#: Instance members a dotted path part may name (clause 4.9 example 8: `temperature.observedAt`).
+META_MEMBERS = frozenset({"observedAt", "createdAt", "modifiedAt", "unitCode", "datasetId"})
+#: Meta members holding a DateTime.
+TEMPORAL_META = frozenset({"observedAt", "createdAt", "modifiedAt"})
+# Entity and instance members that are not attributes: naming one is a mistake worth a message.
+_NOT_ATTRIBUTES = frozenset(
+    {"id", "type", "scope", "value", "object", "languageMap", "vocab", "json", "valueList"}
+    | {"objectList", "@id", "@type", "@context"}
+)
+
+
+@dataclass(frozen=True)
+class AttributePath:
+    """`attribute.sub.meta[member.member]`, terms as written."""
+
+    attribute: str
+    sub_attributes: tuple[str, ...] = ()
+    meta: str | None = None
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Number:
+    value: Decimal
+
+
+@dataclass(frozen=True)
+class Text:
+    value: str
+
+
+@dataclass(frozen=True)
+class Uri:
+    value: str
+
+
+@dataclass(frozen=True)
+class Boolean:
+    value: bool
+
+
+@dataclass(frozen=True)
+class DateTimeValue:
+    value: datetime  # naive, UTC
+
+
+@dataclass(frozen=True)
+class DateValue:
+    value: date
+
+
+@dataclass(frozen=True)
+class TimeValue:
+    value: time  # naive, UTC
+
+
+Scalar = Number | Text | Uri | Boolean | DateTimeValue | DateValue | TimeValue
+TEMPORAL_KINDS = {DateTimeValue: "DateTime", DateValue: "Date", TimeValue: "Time"}
+
+
+@dataclass(frozen=True)
+class Range:
+    low: Scalar
+    high: Scalar
+
+
+@dataclass(frozen=True)
+class ValueList:
+    values: tuple[Scalar, ...]
+
+
+@dataclass(frozen=True)
+class RegexClass:
+    """A set of code point ranges (inclusive), or its complement."""
+
+    ranges: tuple[tuple[int, int], ...]
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class RegexAnchor:
+    at_end: bool
+
+
+@dataclass(frozen=True)
+class RegexConcat:
+    items: tuple[RegexNode, ...]
+
+
+@dataclass(frozen=True)
+class RegexAlternation:
+    options: tuple[RegexNode, ...]
+
+
+@dataclass(frozen=True)
+class RegexRepeat:
+    item: RegexNode
+    minimum: int
+    maximum: int | None
+
+
+RegexNode = RegexClass | RegexAnchor | RegexConcat | RegexAlternation | RegexRepeat
+
+
+@dataclass(frozen=True)
+class Pattern:
+    source: str
+    regex: RegexNode
+
+
+@dataclass(frozen=True)
+class Existence:
+    path: AttributePath
+
+
+@dataclass(frozen=True)
+class Comparison:
+    path: AttributePath
+    operator: Operator
+    value: Scalar | Range | ValueList | Pattern
+
+
+@dataclass(frozen=True)
+class And:
+    terms: tuple[QExpression, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    terms: tuple[QExpression, ...]
+
+
+QExpression = And | Or | Comparison | Existence
+
+#: Where an instance's target value lies, by instance type (clause 4.9); other types: `value`.
+TARGET_MEMBERS: dict[str, tuple[str, ...]] = {
+    "Relationship": ("object",),
+    "ListRelationship": ("objectList", "object"),
+    "LanguageProperty": ("languageMap",),
+    "VocabProperty": ("vocab",),
+    "JsonProperty": ("json",),
+    "ListProperty": ("valueList",),
+}
+DEFAULT_TARGET = ("value",)
+#: Their target only takes `==` and `!=` (clause 4.9: any other operator does not match).
+RELATIONSHIP_TYPES = frozenset({"Relationship", "ListRelationship"})
+
+_DATE = "[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+_TIME = "([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+#: The stored forms recognised as DateTime/Date/Time (UTC, at most microseconds); each
+#: alternative in a syntax PostgreSQL's like_regex and Python's re read the same way.
+TEMPORAL_FORMS: dict[str, tuple[str, ...]] = {
+    "DateTime": (f"{_DATE}T{_TIME}Z", f"{_DATE}T{_TIME}\\.[0-9]{{1,6}}Z"),
+    "Date": (_DATE,),
+    "Time": (f"{_TIME}Z", f"{_TIME}\\.[0-9]{{1,6}}Z"),
+}
+_STORED = {kind: re.compile("|".join(forms)) for kind, forms in TEMPORAL_FORMS.items()}
+
+
+def parse_stored_temporal(kind: str, text: str) -> datetime | date | time | None:
+    """A stored DateTime/Date/Time string as a Python value, None when it is not one."""
+    if not _STORED[kind].fullmatch(text) or text.startswith("0000"):
+        return None
+    try:
+        if kind == "Date":
+            return date.fromisoformat(text)
+        if kind == "Time":
+            return time.fromisoformat(text[:-1].ljust(15, "0") if "." in text else text[:-1])
+        return datetime.fromisoformat(text[:-1].ljust(26, "0") if "." in text else text[:-1])
+    except ValueError:  # a day the month lacks, e.g. 2019-02-29
+        return None
+
+
+_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_DATETIME = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})T([0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+_DATE_LITERAL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_TIME_LITERAL = re.compile(r"([0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]+)?Z")
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\s\"<>\\^`{}|\x00-\x1f\x7f]+")
+_OPERATORS = sorted((op.value for op in Operator), key=len, reverse=True)
+_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_COMPARABLE = (Number, Text, DateTimeValue, DateValue, TimeValue)
+
+
+def _is_name_char(char: str, first: bool) -> bool:
+    category = unicodedata.category(char)[0]
+    return category == "L" or (not first and (category == "N" or char == "_"))
+
+
+class _Parser:
+    def __init__(self, text: str, max_terms: int, max_depth: int) -> None:
+        self.text, self.pos, self.max_terms, self.max_depth = text, 0, max_terms, max_depth
+        self.terms = 0
+
+    def fail(self, message: str, at: int | None = None) -> NgsiError:
+        position = self.pos if at is None else at
+        return NgsiError(ErrorType.INVALID_REQUEST, f"q, character {position + 1}: {message}")
+
+    def peek(self, count: int = 1) -> str:
+        return self.text[self.pos : self.pos + count]
+
+    def found(self) -> str:
+        return repr(self.peek()) if self.peek() else "the end"
+
+    def count_term(self, count: int = 1) -> None:
+        self.terms += count
+        if self.terms > self.max_terms:
+            raise NgsiError(
+                ErrorType.TOO_COMPLEX_QUERY, f"q has more than {self.max_terms} terms and values"
+            )
+
+    def expression(self, depth: int) -> QExpression:
+        options = [self.conjunction(depth)]
+        while self.peek() == "|":
+            self.pos += 1
+            options.append(self.conjunction(depth))
+        return options[0] if len(options) == 1 else Or(_flatten(Or, options))
+
+    def conjunction(self, depth: int) -> QExpression:
+        terms = [self.primary(depth)]
+        while self.peek() == ";":
+            self.pos += 1
+            terms.append(self.primary(depth))
+        return terms[0] if len(terms) == 1 else And(_flatten(And, terms))
+
+    def primary(self, depth: int) -> QExpression:
+        if self.peek() != "(":
+            return self.term()
+        if depth >= self.max_depth:
+            raise NgsiError(
+                ErrorType.TOO_COMPLEX_QUERY, f"q nests parentheses deeper than {self.max_depth}"
+            )
+        opening = self.pos
+        self.pos += 1
+        inner = self.expression(depth + 1)
+        if self.peek() != ")":
+            raise self.fail(f"the '(' at character {opening + 1} is not closed")
+        self.pos += 1
+        return inner
+
+    def term(self) -> QExpression:
+        self.count_term()
+        path = self.path()
+        operator = next((op for op in _OPERATORS if self.text.startswith(op, self.pos)), None)
+        if operator is None:
+            if self.peek() in ("", ";", "|", ")"):
+                return Existence(path)
+            if self.peek() == "=":
+                raise self.fail("'=' is not an operator; compare with '=='")
+            if self.peek() == "{":
+                raise self.fail("linked-entity queries ({...}) are not supported")
+            if self.peek().isspace():
+                raise self.fail("spaces are only allowed inside quoted strings")
+            raise self.fail(f"expected an operator or the end of the term, found {self.peek()!r}")
+        self.pos += len(operator)
+        op = Operator(operator)
+        if op in (Operator.MATCHES, Operator.NOT_MATCHES):
+            return Comparison(path, op, self.pattern())
+        return Comparison(path, op, self.value(op))
+
+    def name(self, what: str) -> str:
+        start = self.pos
+        self.word(what)
+        after = self.text[self.pos + 1 : self.pos + 2]
+        if self.peek() == ":" and after and _is_name_char(after, first=True):
+            self.pos += 1  # a compact IRI `prefix:name` (clause 4.6.2)
+            self.word(what)
+        return self.text[start : self.pos]
+
+    def word(self, what: str) -> None:
+        if not (self.peek() and _is_name_char(self.peek(), first=True)):
+            if self.peek() == "!":
+                raise self.fail("'!' (negation) is not part of the q language (clause 4.9)")
+            raise self.fail(f"expected {what}, found {self.found()}")
+        self.pos += 1
+        while self.peek() and _is_name_char(self.peek(), first=False):
+            self.pos += 1
+
+    def path(self) -> AttributePath:
+        start = self.pos
+        names = [self.name("an attribute name")]
+        while self.peek() == "." and self.peek(2) != "..":
+            self.pos += 1
+            names.append(self.name("a sub-attribute name after '.'"))
+        members: list[str] = []
+        while self.peek() == "[":
+            self.pos += 1
+            members.append(self.member())
+            while self.peek() == ".":
+                self.pos += 1
+                members.append(self.member())
+            if self.peek() != "]":
+                raise self.fail(f"expected ']' or '.', found {self.found()}")
+            self.pos += 1
+        for index, name in enumerate(names):
+            if name in _NOT_ATTRIBUTES or (index == 0 and name in META_MEMBERS):
+                raise self.fail(
+                    f"{name!r} is not an attribute: q filters on attributes and their "
+                    "sub-attributes (use the type/id parameters to select entities by those)",
+                    start,
+                )
+        meta = names[-1] if names[-1] in META_MEMBERS else None
+        inner = [name for name in names[:-1] if name in META_MEMBERS]
+        if inner or (meta and members):
+            raise self.fail(f"{inner[0] if inner else meta} must end the attribute path", start)
+        subs = tuple(names[1:-1] if meta else names[1:])
+        return AttributePath(names[0], subs, meta, tuple(members))
+
+    def member(self) -> str:
+        start = self.pos
+        if self.peek() == "*":
+            self.pos += 1
+            return "*"
+        while self.peek() and (_is_name_char(self.peek(), False) or self.peek() == "-"):
+            self.pos += 1
+        if start == self.pos:
+            raise self.fail(f"expected a member name, found {self.found()}")
+        return self.text[start : self.pos]
+
+    def value(self, op: Operator) -> Scalar | Range | ValueList:
+        start = self.pos
+        first = self.scalar()
+        if self.peek(2) == "..":
+            self.pos += 2
+            high = self.scalar()
+            if self.peek() == ",":
+                raise self.fail("a value list cannot hold a range")
+            if op not in (Operator.EQUAL, Operator.UNEQUAL):
+                raise self.fail(f"a range needs '==' or '!=', not {op.value!r}", start)
+            if not isinstance(first, _COMPARABLE) or type(first) is not type(high):
+                raise self.fail("a range needs two numbers, strings, DateTimes, Dates or Times "
+                                "of the same kind", start)  # fmt: skip
+            if first.value > high.value:  # type: ignore[operator]
+                raise self.fail("the range's low end is above its high end", start)
+            return Range(first, high)
+        if self.peek() == ",":
+            values = [first]
+            while self.peek() == ",":
+                self.pos += 1
+                self.count_term()
+                values.append(self.scalar())
+            if op not in (Operator.EQUAL, Operator.UNEQUAL):
+                raise self.fail(f"a value list needs '==' or '!=', not {op.value!r}", start)
+            return ValueList(tuple(values))
+        if op not in (Operator.EQUAL, Operator.UNEQUAL) and not isinstance(first, _COMPARABLE):
+            raise self.fail(f"{op.value!r} compares numbers, strings, DateTimes, Dates or Times; "
+                            "quote a URI to compare it as a string", start)  # fmt: skip
+        return first
+
+    def scalar(self) -> Scalar:
+        start = self.pos
+        if self.peek() == '"':
+            return Text(self.string())
+        while self.peek() and self.peek() not in ';|),"' and not self.peek().isspace():
+            if self.peek(2) == "..":
+                break
+            self.pos += 1
+        atom = self.text[start : self.pos]
+        if not atom:
+            raise self.fail(f"expected a value, found {self.found()}")
+        try:
+            return _classify(atom)
+        except ValueError as error:
+            raise self.fail(str(error), start) from None
+
+    def string(self) -> str:
+        start, chars = self.pos, list[str]()
+        self.pos += 1
+        while True:
+            char = self.peek()
+            if not char:
+                raise self.fail("this string has no closing '\"'", start)
+            self.pos += 1
+            if char == '"':
+                return "".join(chars)
+            if char == "\\":
+                chars.append(self.escape())
+            elif char < " ":
+                raise self.fail("control characters must be escaped in a string", self.pos - 1)
+            else:
+                chars.append(char)
+
+    def escape(self) -> str:
+        char = self.peek()
+        self.pos += 1
+        if char in _ESCAPES:
+            return _ESCAPES[char]
+        if char != "u":
+            raise self.fail(f"invalid escape '\\{char}' in a string", self.pos - 2)
+        code = self.hex4()
+        if 0xD800 <= code < 0xDC00 and self.peek(2) == "\\u":
+            self.pos += 2
+            low = self.hex4()
+            if 0xDC00 <= low < 0xE000:
+                return chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00))
+        if code == 0 or 0xD800 <= code < 0xE000:
+            raise self.fail("\\u0000 and unpaired surrogates are not allowed", self.pos - 6)
+        return chr(code)
+
+    def hex4(self) -> int:
+        digits = self.peek(4)
+        if len(digits) != 4 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+            raise self.fail("'\\u' needs four hexadecimal digits")
+        self.pos += 4
+        return int(digits, 16)
+
+    def pattern(self) -> Pattern:
+        start = self.pos
+        if self.peek() == '"':
+            source = self.string()
+        else:
+            depth, class_start = 0, -1
+            while self.peek() and (depth or class_start >= 0 or self.peek() not in ";|)"):
+                char = self.peek()
+                if char == "\\":
+                    self.pos = min(self.pos + 2, len(self.text))
+                    continue
+                if class_start >= 0:  # a ']' first in a class is a literal
+                    if char == "]" and self.text[class_start : self.pos] not in ("", "^"):
+                        class_start = -1
+                elif char == "[":
+                    class_start = self.pos + 1
+                else:
+                    depth += {"(": 1, ")": -1}.get(char, 0)
+                self.pos += 1
+            source = self.text[start : self.pos]
+            if not source:
+                raise self.fail("expected a regular expression")
+        return Pattern(source, _RegexParser(source, start, self.fail).parse())
+
+
+def _flatten(kind: type[And] | type[Or], terms: list[QExpression]) -> tuple[QExpression, ...]:
+    # `(a;b);c` and `a;b;c` mean the same; one flat tuple keeps the AST canonical.
+    flat: list[QExpression] = []
+    for term in terms:
+        flat.extend(term.terms if isinstance(term, kind) else (term,))
+    return tuple(flat)
+
+
+def _classify(atom: str) -> Scalar:
+    """An unquoted value: a boolean, DateTime, Date, Time, number or URI (in that order)."""
+    if atom in ("true", "false"):
+        return Boolean(atom == "true")
+    if match := _DATETIME.fullmatch(atom):
+        day, clock, fraction, zone = match.groups()
+        moment = _temporal(datetime.fromisoformat, f"{day}T{clock}", fraction, "DateTime")
+        if zone != "Z":
+            offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+            try:
+                moment = moment - offset if zone[0] == "+" else moment + offset
+            except OverflowError:
+                raise ValueError(f"DateTime {atom!r} is out of range") from None
+        return DateTimeValue(moment.replace(tzinfo=None))
+    if "T" in atom and atom[:4].isdigit():
+        raise ValueError(f"{atom!r} is not a DateTime (write 2018-12-04T12:00:00Z or ±hh:mm)")
+    if _DATE_LITERAL.fullmatch(atom):
+        return DateValue(_temporal(date.fromisoformat, atom, None, "Date"))
+    if match := _TIME_LITERAL.fullmatch(atom):
+        return TimeValue(_temporal(time.fromisoformat, match.group(1), match.group(2), "Time"))
+    if _NUMBER.fullmatch(atom):
+        number = Decimal(atom)
+        if abs(number.adjusted()) > 1000 or len(number.as_tuple().digits) > 1000:
+            raise ValueError(f"number {atom[:20]!r} is out of range")
+        return Number(number)
+    if _URI.fullmatch(atom):
+        return Uri(atom)
+    raise ValueError(
+        f"unquoted value {atom[:40]!r} is not a number, boolean, DateTime, Date, Time or URI; "
+        "put strings in double quotes"
+    )
+
+
+def _temporal(parse, text: str, fraction: str | None, kind: str):  # type: ignore[no-untyped-def]
+    if fraction and len(fraction) > 7:
+        raise ValueError(f"{kind} {text}{fraction} has more than microsecond precision")
+    try:
+        value = parse(text + (fraction or ""))
+    except ValueError:
+        raise ValueError(f"{text}{fraction or ''} is not a valid {kind}") from None
+    if kind != "Time" and value.year < 1:  # pragma: no cover - fromisoformat rejects year 0
+        raise ValueError(f"{text} is not a valid {kind}")
+    return value
+
+
+_REGEX_MAX_LENGTH = 1000
+_REGEX_MAX_SIZE = 1000  # expanded size: PostgreSQL's regex compiler rejects far larger ones
+_REGEX_MAX_DEPTH = 16
+_CLASS_ESCAPES = {
+    "d": ((48, 57),),
+    "w": ((48, 57), (65, 90), (95, 95), (97, 122)),
+    "s": ((9, 13), (32, 32)),
+}
+_CHAR_ESCAPES = {"t": 9, "n": 10, "r": 13, "f": 12, "v": 11}
+_ANY_BUT_NEWLINE = RegexClass(((10, 10),), negated=True)
+
+
+class _RegexParser:
+    """A portable regex subset: what it accepts, PostgreSQL ARE and ngsi.qeval read alike.
+
+    Literals, `.` (any character but a newline), classes `[...]`/`[^...]` with ranges,
+    `\\d \\w \\s` (ASCII) and their negations, `\\t \\n \\r \\f \\v`, `\\` before punctuation,
+    groups `(...)`/`(?:...)`, `|`, `* + ? {n} {n,} {n,m}` (n, m <= 255; a lazy `?` is allowed
+    and ignored: only whether a match exists matters), `^`/`$` (whole-string anchors) and a
+    leading `(?i)` (ASCII case folding). Back-references, look-around, `\\b` and POSIX classes
+    differ between engines or make matching exponential, so they are refused.
+    """
+
+    def __init__(self, source: str, offset: int, fail) -> None:  # type: ignore[no-untyped-def]
+        self.source, self.pos, self.offset, self.fail = source, 0, offset, fail
+        self.fold, self.depth = False, 0
+
+    def error(self, message: str) -> NgsiError:
+        return self.fail(f"regular expression, character {self.pos + 1}: {message}", self.offset)
+
+    def parse(self) -> RegexNode:
+        if len(self.source) > _REGEX_MAX_LENGTH:
+            raise NgsiError(ErrorType.TOO_COMPLEX_QUERY, "the regular expression is too long")
+        if self.source.startswith("(?i)"):
+            self.fold, self.pos = True, 4
+        node = self.alternation()
+        if self.pos < len(self.source):
+            raise self.error("unbalanced ')'")
+        if _size(node) > _REGEX_MAX_SIZE:
+            raise NgsiError(ErrorType.TOO_COMPLEX_QUERY, "the regular expression is too complex")
+        return node
+
+    def peek(self) -> str:
+        return self.source[self.pos : self.pos + 1]
+
+    def alternation(self) -> RegexNode:
+        options = [self.concat()]
+        while self.peek() == "|":
+            self.pos += 1
+            options.append(self.concat())
+        return options[0] if len(options) == 1 else RegexAlternation(tuple(options))
+
+    def concat(self) -> RegexNode:
+        items: list[RegexNode] = []
+        while self.peek() not in ("", "|", ")"):
+            atom = self.atom()
+            if self.peek() in ("*", "+", "?", "{"):
+                if isinstance(atom, RegexAnchor):
+                    raise self.error("an anchor cannot be repeated")
+                atom = self.quantifier(atom)
+            items.append(atom)
+        return items[0] if len(items) == 1 else RegexConcat(tuple(items))
+
+    def quantifier(self, atom: RegexNode) -> RegexNode:
+        char = self.peek()
+        self.pos += 1
+        if char == "{":
+            match = re.match(r"([0-9]{1,3})(,([0-9]{0,3}))?\}", self.source[self.pos :])
+            if not match:
+                raise self.error("malformed {n,m}; write a literal '{' as '\\{'")
+            self.pos += match.end()
+            low = int(match.group(1))
+            high = (
+                low if match.group(2) is None else int(match.group(3)) if match.group(3) else None
+            )
+            if low > 255 or (high is not None and (high > 255 or high < low)):
+                raise self.error("repetition counts go up to 255, with n <= m")
+        else:
+            low, high = {"*": (0, None), "+": (1, None), "?": (0, 1)}[char]
+        if self.peek() == "?":
+            self.pos += 1  # lazy: irrelevant to whether a match exists
+        if self.peek() in ("*", "+", "?", "{"):
+            raise self.error("a quantifier cannot follow another")
+        return RegexRepeat(atom, low, high)
+
+    def atom(self) -> RegexNode:
+        char = self.peek()
+        self.pos += 1
+        if char == "(":
+            if self.source.startswith("?:", self.pos):
+                self.pos += 2
+            elif self.peek() == "?":
+                raise self.error("only (?:...) groups and a leading (?i) are supported")
+            self.depth += 1
+            if self.depth > _REGEX_MAX_DEPTH:
+                raise NgsiError(
+                    ErrorType.TOO_COMPLEX_QUERY, "the regular expression nests too deep"
+                )
+            inner = self.alternation()
+            if self.peek() != ")":
+                raise self.error("'(' is not closed")
+            self.pos += 1
+            self.depth -= 1
+            return inner
+        if char in ("*", "+", "?", "{"):
+            raise self.error(f"{char!r} has nothing to repeat")
+        if char in ("^", "$"):
+            return RegexAnchor(at_end=char == "$")
+        if char == ".":
+            return _ANY_BUT_NEWLINE
+        if char == "[":
+            return self.bracket()
+        if char == "\\":
+            return self.escape(in_class=False)
+        return self.make_class(((ord(char), ord(char)),))
+
+    def escape(self, in_class: bool) -> RegexClass:
+        char = self.peek()
+        self.pos += 1
+        if char.lower() in _CLASS_ESCAPES:
+            if char.isupper() and in_class:
+                raise self.error(f"'\\{char}' is not supported inside [...]")
+            return RegexClass(_CLASS_ESCAPES[char.lower()], negated=char.isupper())
+        if char in _CHAR_ESCAPES:
+            code = _CHAR_ESCAPES[char]
+        elif char and char.isascii() and not char.isalnum():
+            code = ord(char)
+        else:
+            raise self.error(f"unsupported escape '\\{char}'")
+        return RegexClass(((code, code),))
+
+    def bracket(self) -> RegexClass:
+        negated = self.peek() == "^"
+        self.pos += negated
+        ranges: list[tuple[int, int]] = []
+        first = True
+        while first or self.peek() != "]":
+            if not self.peek():
+                raise self.error("'[' is not closed")
+            if self.peek() == "[":
+                raise self.error("write a literal '[' in a class as '\\['")
+            low, single = self.class_item()
+            first = False
+            if self.peek() == "-" and self.source[self.pos + 1 : self.pos + 2] not in ("]", ""):
+                self.pos += 1
+                high, high_single = self.class_item()
+                if not (single and high_single) or low[0][0] > high[0][0]:
+                    raise self.error("invalid range in [...]")
+                ranges.append((low[0][0], high[0][0]))
+            else:
+                ranges.extend(low)
+        self.pos += 1
+        return self.make_class(tuple(ranges), negated)
+
+    def class_item(self) -> tuple[tuple[tuple[int, int], ...], bool]:
+        """The ranges of one class member, and whether it is a single character."""
+        char = self.peek()
+        self.pos += 1
+        if char != "\\":
+            return ((ord(char), ord(char)),), True
+        ranges = self.escape(in_class=True).ranges
+        return ranges, self.source[self.pos - 1].lower() not in _CLASS_ESCAPES
+
+    def make_class(self, ranges: tuple[tuple[int, int], ...], negated: bool = False) -> RegexClass:
+        if self.fold:  # add the other case of every ASCII letter in the set
+            extra = []
+            for low, high in ranges:
+                for start, stop, shift in ((65, 90, 32), (97, 122, -32)):
+                    if max(low, start) <= min(high, stop):
+                        extra.append((max(low, start) + shift, min(high, stop) + shift))
+            ranges = ranges + tuple(extra)
+        merged: list[tuple[int, int]] = []
+        for low, high in sorted(ranges):
+            if merged and low <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+            else:
+                merged.append((low, high))
+        return RegexClass(tuple(merged), negated)
+
+
+def _size(node: RegexNode) -> int:
+    if isinstance(node, RegexConcat):
+        return sum(_size(item) for item in node.items)
+    if isinstance(node, RegexAlternation):
+        return sum(_size(option) for option in node.options) + 1
+    if isinstance(node, RegexRepeat):
+        return _size(node.item) * max(node.maximum or node.minimum, 1) + 1
+    return 1
+
+
+def parse_q(text: str, *, max_terms: int = 64, max_depth: int = 16) -> QExpression:
+    """Parse an NGSI-LD `q` string; NgsiError(InvalidRequest/TooComplexQuery) when it is not one."""
+    if not isinstance(text, str) or not text:
+        raise NgsiError(ErrorType.INVALID_REQUEST, "q is empty")
+    for position, char in enumerate(text):
+        if char == "\x00" or "\ud800" <= char <= "\udfff":
+            raise NgsiError(
+                ErrorType.INVALID_REQUEST,
+                f"q, character {position + 1}: NUL and surrogate characters are not allowed",
+            )
+    parser = _Parser(text, max_terms, max_depth)
+    try:
+        expression = parser.expression(0)
+    except RecursionError:
+        raise NgsiError(ErrorType.TOO_COMPLEX_QUERY, "q nests too deep") from None
+    if parser.pos < len(text):
+        char = text[parser.pos]
+        what = "unbalanced ')'" if char == ")" else f"unexpected {char!r}"
+        if char.isspace():
+            what = "spaces are only allowed inside quoted strings"
+        raise parser.fail(what)
+    return expression

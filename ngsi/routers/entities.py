@@ -1,0 +1,372 @@
+"""`/ngsi-ld/v1/entities`: create, retrieve, query, replace, merge and delete entities and
+their attributes (ETSI GS CIM 009, 5.6 and 5.7; HTTP binding 6.4-6.7)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from ngsi.access import read_access, write_access
+from ngsi.entity_input import AttributeReader, is_uri, read_attributes, read_entity, read_types
+from ngsi.entity_output import Renderer
+from ngsi.entity_update import (
+    append_attributes,
+    delete_attribute,
+    merge_entity,
+    patch_attribute,
+    replace_attribute,
+    update_attributes,
+)
+from ngsi.errors import ErrorType, NgsiError, bad_request, not_found
+from ngsi.query import EntityQuery
+from ngsi.routers.common import (
+    GEO_JSON,
+    json_response,
+    link_context,
+    read_body,
+    representation,
+    require_tenant,
+    response_type,
+    tenant_of,
+)
+from storage.entity_query import run_query
+from storage.entity_store import EntityStore, StoredEntity
+
+router = APIRouter(prefix="/ngsi-ld/v1", tags=["Entities"])
+Reader = Depends(read_access)
+Writer = Depends(write_access)
+OptionalText = Annotated[str | None, Query()]
+
+
+@asynccontextmanager
+async def store_of(request: Request, *, write: bool = False) -> AsyncIterator[EntityStore]:
+    """An EntityStore on a pooled connection; writes run in one transaction."""
+    async with request.app.state.pool.connection() as conn:
+        if write:
+            async with conn.transaction():
+                yield EntityStore(conn)
+        else:
+            yield EntityStore(conn)
+
+
+def entity_location(entity_id: str) -> str:
+    """The Location of an entity resource."""
+    return "/ngsi-ld/v1/entities/" + quote(entity_id, safe="")
+
+
+def check_id(entity_id: str) -> str:
+    """An entity id from the path; BadRequestData when it is not a URI (6.3.2)."""
+    if not is_uri(entity_id):
+        raise bad_request(f"entity id must be a URI, not {entity_id!r}")
+    return entity_id
+
+
+@router.post("/entities", status_code=201, dependencies=[Writer], summary="Create entity")
+async def create_entity(request: Request) -> Response:
+    """Create an entity (5.6.1); 409 AlreadyExists when its id is taken."""
+    body, context = await read_body(request)
+    entity = read_entity(body, context.expand)
+    tenant = tenant_of(request)
+    async with store_of(request, write=True) as store:
+        await store.ensure_tenant(tenant)
+        if not await store.create(tenant, entity):
+            raise NgsiError(ErrorType.ALREADY_EXISTS, f"entity {entity.id} already exists")
+    request.app.state.known_tenants.add(tenant)
+    return Response(status_code=201, headers={"Location": entity_location(entity.id)})
+
+
+@router.get("/entities", dependencies=[Reader], summary="Query entities")
+async def query_entities(
+    request: Request,
+    id: OptionalText = None,
+    idPattern: OptionalText = None,
+    type: OptionalText = None,
+    attrs: OptionalText = None,
+    pick: OptionalText = None,
+    omit: OptionalText = None,
+    q: OptionalText = None,
+    georel: OptionalText = None,
+    geometry: OptionalText = None,
+    coordinates: OptionalText = None,
+    geoproperty: OptionalText = None,
+    geometryProperty: OptionalText = None,
+    lang: OptionalText = None,
+    options: OptionalText = None,
+    format: OptionalText = None,
+    limit: Annotated[int | None, Query(ge=0)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    count: bool = False,
+) -> Response:
+    """Query entities (5.7.2) by id, idPattern, type, attrs, q and geo-query."""
+    media_type = response_type(request, geo=True)
+    context = await link_context(request)
+    rep = representation(
+        context,
+        options=options,
+        format=format,
+        attrs=attrs,
+        pick=pick,
+        omit=omit,
+        lang=lang,
+        geometry_property=geometryProperty,
+    )
+    query = EntityQuery.from_parameters(
+        context,
+        ids=id,
+        id_pattern=idPattern,
+        types=type,
+        attributes=rep.attributes,
+        q=q,
+        geo=(georel, geometry, coordinates, geoproperty),
+    )
+    return await answer_query(request, query, context, rep, media_type, limit, offset, count)
+
+
+async def answer_query(
+    request: Request,
+    query: EntityQuery,
+    context: Any,
+    rep: Any,
+    media_type: str,
+    limit: int | None,
+    offset: int,
+    count: bool,
+) -> Response:
+    """Run a query and answer it (shared by GET /entities and POST /entityOperations/query)."""
+    settings = request.app.state.settings
+    page_size = settings.api_default_limit if limit is None else limit
+    if page_size > settings.api_max_limit:
+        raise NgsiError(
+            ErrorType.TOO_MANY_RESULTS,
+            f"limit {page_size} is above the maximum page size {settings.api_max_limit}",
+        )
+    if page_size == 0 and not count:
+        raise bad_request("limit=0 is only allowed together with count=true")
+    async with store_of(request) as store:
+        tenant = await require_tenant(request, store)
+        page, total = await run_query(
+            store, tenant, query, page_size, offset, count, postgis=request.app.state.postgis
+        )
+    headers = {"NGSILD-Results-Count": str(total)} if total is not None else {}
+    renderer = Renderer(context, rep)
+    if media_type == GEO_JSON:
+        return json_response(
+            renderer.features(page), request, context, media_type=GEO_JSON, headers=headers
+        )
+    body = [renderer.entity(entity) for entity in page]
+    return json_response(body, request, context, media_type=media_type, headers=headers)
+
+
+@router.get("/entities/{entity_id}", dependencies=[Reader], summary="Retrieve entity")
+async def retrieve_entity(
+    request: Request,
+    entity_id: str,
+    type: OptionalText = None,
+    attrs: OptionalText = None,
+    pick: OptionalText = None,
+    omit: OptionalText = None,
+    geometryProperty: OptionalText = None,
+    lang: OptionalText = None,
+    options: OptionalText = None,
+    format: OptionalText = None,
+) -> Response:
+    """Retrieve one entity (5.7.1)."""
+    check_id(entity_id)
+    media_type = response_type(request, geo=True)
+    context = await link_context(request)
+    rep = representation(
+        context,
+        options=options,
+        format=format,
+        attrs=attrs,
+        pick=pick,
+        omit=omit,
+        lang=lang,
+        geometry_property=geometryProperty,
+    )
+    async with store_of(request) as store:
+        tenant = await require_tenant(request, store)
+        entity = await store.get(tenant, entity_id)
+    if entity is None or (type is not None and not _has_types(entity, type, context.expand)):
+        raise not_found(f"entity {entity_id} does not exist")
+    renderer = Renderer(context, rep)
+    if media_type == GEO_JSON:
+        return json_response(renderer.feature(entity), request, context, media_type=GEO_JSON)
+    return json_response(renderer.entity(entity), request, context, media_type=media_type)
+
+
+def _has_types(entity: StoredEntity, types: str, expand: Any) -> bool:
+    return any(expand(t.strip()) in entity.types for t in types.split(","))
+
+
+@router.delete(
+    "/entities/{entity_id}", status_code=204, dependencies=[Writer], summary="Delete entity"
+)
+async def delete_entity(request: Request, entity_id: str) -> Response:
+    """Delete an entity (5.6.6)."""
+    check_id(entity_id)
+    async with store_of(request, write=True) as store:
+        tenant = await require_tenant(request, store)
+        if not await store.delete(tenant, entity_id):
+            raise not_found(f"entity {entity_id} does not exist")
+    return Response(status_code=204)
+
+
+@router.put(
+    "/entities/{entity_id}", status_code=204, dependencies=[Writer], summary="Replace entity"
+)
+async def replace_entity(request: Request, entity_id: str) -> Response:
+    """Replace an entity whole (5.6.18); the body's id, if any, must be the path's."""
+    check_id(entity_id)
+    body, context = await read_body(request)
+    if not isinstance(body, dict):
+        raise bad_request("an entity must be a JSON object")
+    if body.get("id", entity_id) != entity_id:
+        raise bad_request(f"the body's id {body.get('id')!r} is not the path's {entity_id!r}")
+    new = read_entity({**body, "id": entity_id}, context.expand)
+    async with store_of(request, write=True) as store:
+        tenant = await require_tenant(request, store)
+        current = await _locked(store, tenant, entity_id)
+        new.scope = new.scope if "scope" in body else None
+        new.created_at = current.created_at
+        await store.save(tenant, new)
+    return Response(status_code=204)
+
+
+async def _locked(store: EntityStore, tenant: str, entity_id: str) -> StoredEntity:
+    entity = await store.get(tenant, entity_id, lock=True)
+    if entity is None:
+        raise not_found(f"entity {entity_id} does not exist")
+    return entity
+
+
+@router.patch(
+    "/entities/{entity_id}", status_code=204, dependencies=[Writer], summary="Merge entity"
+)
+async def merge_entity_route(request: Request, entity_id: str) -> Response:
+    """Merge attributes into an entity (5.6.17); `urn:ngsi-ld:null` deletes one."""
+    check_id(entity_id)
+    body, context = await read_body(request, merge_patch=True)
+    if not isinstance(body, dict):
+        raise bad_request("a merge body must be a JSON object")
+    if body.get("id", entity_id) != entity_id:
+        raise bad_request(f"the body's id {body.get('id')!r} is not the path's {entity_id!r}")
+    incoming = read_attributes(body, AttributeReader(context.expand))
+    async with store_of(request, write=True) as store:
+        tenant = await require_tenant(request, store)
+        entity = await _locked(store, tenant, entity_id)
+        if "type" in body:
+            added = read_types(body["type"], context.expand)
+            entity.types = list(dict.fromkeys(entity.types + added))
+        merge_entity(entity, incoming)
+        await store.save(tenant, entity)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/entities/{entity_id}/attrs", dependencies=[Writer], summary="Append entity attributes"
+)
+async def append_attrs(request: Request, entity_id: str, options: OptionalText = None) -> Response:
+    """Append attributes (5.6.3): 204, or 207 with what `noOverwrite` left alone."""
+    overwrite = "noOverwrite" not in (options or "").split(",")
+    return await _change_attributes(request, entity_id, append=True, overwrite=overwrite)
+
+
+@router.patch(
+    "/entities/{entity_id}/attrs", dependencies=[Writer], summary="Update entity attributes"
+)
+async def update_attrs(request: Request, entity_id: str) -> Response:
+    """Update existing attributes (5.6.2): 204, or 207 naming those that do not exist."""
+    return await _change_attributes(request, entity_id, append=False, overwrite=True)
+
+
+async def _change_attributes(
+    request: Request, entity_id: str, *, append: bool, overwrite: bool
+) -> Response:
+    check_id(entity_id)
+    body, context = await read_body(request)
+    if not isinstance(body, dict):
+        raise bad_request("the attributes must be a JSON object")
+    if body.get("id", entity_id) != entity_id:
+        raise bad_request(f"the body's id {body.get('id')!r} is not the path's {entity_id!r}")
+    incoming = read_attributes(body, AttributeReader(context.expand))
+    async with store_of(request, write=True) as store:
+        tenant = await require_tenant(request, store)
+        entity = await _locked(store, tenant, entity_id)
+        if append:
+            result = append_attributes(entity, incoming, overwrite=overwrite)
+        else:
+            result = update_attributes(entity, incoming)
+        if result.updated:
+            await store.save(tenant, entity)
+    if result.not_updated:
+        return json_response(result.body(context.compact), request, context, status=207)
+    return Response(status_code=204)
+
+
+@router.patch(
+    "/entities/{entity_id}/attrs/{attribute}",
+    status_code=204,
+    dependencies=[Writer],
+    summary="Partial attribute update",
+)
+async def patch_attr(request: Request, entity_id: str, attribute: str) -> Response:
+    """Partial update of one attribute instance (5.6.4)."""
+    check_id(entity_id)
+    body, context = await read_body(request)
+    reader = AttributeReader(context.expand)
+    async with store_of(request, write=True) as store:
+        tenant = await require_tenant(request, store)
+        entity = await _locked(store, tenant, entity_id)
+        patch_attribute(entity, context.expand(attribute), attribute, body, reader)
+        await store.save(tenant, entity)
+    return Response(status_code=204)
+
+
+@router.put(
+    "/entities/{entity_id}/attrs/{attribute}",
+    status_code=204,
+    dependencies=[Writer],
+    summary="Replace attribute",
+)
+async def put_attr(request: Request, entity_id: str, attribute: str) -> Response:
+    """Replace one attribute (5.6.19)."""
+    check_id(entity_id)
+    body, context = await read_body(request)
+    new = AttributeReader(context.expand).attribute(attribute, body)
+    async with store_of(request, write=True) as store:
+        tenant = await require_tenant(request, store)
+        entity = await _locked(store, tenant, entity_id)
+        replace_attribute(entity, context.expand(attribute), attribute, new)
+        await store.save(tenant, entity)
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/entities/{entity_id}/attrs/{attribute}",
+    status_code=204,
+    dependencies=[Writer],
+    summary="Delete attribute",
+)
+async def delete_attr(
+    request: Request,
+    entity_id: str,
+    attribute: str,
+    datasetId: OptionalText = None,
+    deleteAll: bool = False,
+) -> Response:
+    """Delete an attribute: its default instance, one datasetId, or all (5.6.5)."""
+    check_id(entity_id)
+    if datasetId is not None and not is_uri(datasetId):
+        raise bad_request(f"datasetId must be a URI, not {datasetId!r}")
+    context = await link_context(request)
+    async with store_of(request, write=True) as store:
+        tenant = await require_tenant(request, store)
+        entity = await _locked(store, tenant, entity_id)
+        delete_attribute(entity, context.expand(attribute), attribute, datasetId, deleteAll)
+        await store.save(tenant, entity)
+    return Response(status_code=204)

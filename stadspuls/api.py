@@ -1,0 +1,126 @@
+"""The FastAPI application of `stadspuls api`: pool, @context resolver, routers, errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import psycopg
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from psycopg.types.json import set_json_loads
+from psycopg_pool import AsyncConnectionPool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ngsi.context import ContextResolver
+from ngsi.errors import ErrorType, NgsiError
+from ngsi.routers import entities
+from storage.geosql import postgis_available_async
+
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/json"
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    # orjson parses the entity documents several times faster than the json module.
+    set_json_loads(orjson.loads, conn)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the connection pool and learn what the database offers; close on shutdown."""
+    settings: Settings = app.state.settings
+    pool = AsyncConnectionPool(
+        settings.database_url,
+        min_size=1,
+        max_size=settings.api_pool_size,
+        kwargs={"autocommit": True},
+        configure=_configure,
+        open=False,
+    )
+    await pool.open(wait=True, timeout=30)
+    app.state.pool = pool
+    async with pool.connection() as conn:
+        app.state.postgis = await postgis_available_async(conn)
+    try:
+        yield
+    finally:
+        await pool.close()
+
+
+def problem_response(error: NgsiError) -> Response:
+    """A ProblemDetails response for an NgsiError."""
+    return Response(
+        orjson.dumps(error.problem()), error.status, error.headers, media_type=PROBLEM_JSON
+    )
+
+
+def _validation_detail(error: RequestValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item.get("loc", ()) if p not in ("query", "path"))
+        parts.append(f"{where}: {item.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request parameters"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every failure becomes ProblemDetails; an unexpected one is logged and is a 500."""
+
+    @app.exception_handler(NgsiError)
+    async def ngsi_error(request: Request, error: NgsiError) -> Response:
+        return problem_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> Response:
+        return problem_response(NgsiError(ErrorType.BAD_REQUEST_DATA, _validation_detail(error)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        kinds = {404: ErrorType.RESOURCE_NOT_FOUND, 405: ErrorType.METHOD_NOT_ALLOWED}
+        kind = kinds.get(error.status_code, ErrorType.INVALID_REQUEST)
+        detail = {
+            404: f"no such resource: {request.url.path}",
+            405: f"{request.method} is not allowed on {request.url.path}",
+        }.get(error.status_code, str(error.detail))
+        return problem_response(NgsiError(kind, detail, status=error.status_code))
+
+    @app.exception_handler(psycopg.OperationalError)
+    async def database_down(request: Request, error: psycopg.OperationalError) -> Response:
+        log.warning("database unavailable: %s", error)
+        return problem_response(
+            NgsiError(ErrorType.INTERNAL_ERROR, "the database is unavailable", status=503)
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return problem_response(
+            NgsiError(ErrorType.INTERNAL_ERROR, f"internal error ({type(error).__name__})")
+        )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The NGSI-LD API application."""
+    settings = settings or Settings()
+    app = FastAPI(
+        title="Stadspuls NGSI-LD API",
+        version="1.8",
+        description=(
+            "ETSI GS CIM 009 (NGSI-LD) context API over the city's sensor data. "
+            "Errors are ProblemDetails with the ETSI error types."
+        ),
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.contexts = ContextResolver(fetch_timeout=settings.context_fetch_timeout)
+    app.state.known_tenants = {""}
+    install_error_handlers(app)
+    app.include_router(entities.router)
+    return app
