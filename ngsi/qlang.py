@@ -44,8 +44,6 @@ class Operator(StrEnum):
 
 #: Instance members a dotted path part may name (clause 4.9 example 8: `temperature.observedAt`).
 META_MEMBERS = frozenset({"observedAt", "createdAt", "modifiedAt", "unitCode", "datasetId"})
-#: Meta members holding a DateTime.
-TEMPORAL_META = frozenset({"observedAt", "createdAt", "modifiedAt"})
 # Entity and instance members that are not attributes: naming one is a mistake worth a message.
 _NOT_ATTRIBUTES = frozenset(
     {"id", "type", "scope", "value", "object", "languageMap", "vocab", "json", "valueList"}
@@ -225,6 +223,7 @@ _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\s\"<>\\^`{}|\x00-\x1f\x7f]+")
 _OPERATORS = sorted((op.value for op in Operator), key=len, reverse=True)
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _COMPARABLE = (Number, Text, DateTimeValue, DateValue, TimeValue)
+_KINDS = "numbers, strings, DateTimes, Dates or Times"
 
 
 def _is_name_char(char: str, first: bool) -> bool:
@@ -324,7 +323,7 @@ class _Parser:
     def path(self) -> AttributePath:
         start = self.pos
         names = [self.name("an attribute name")]
-        while self.peek() == "." and self.peek(2) != "..":
+        while self.peek() == ".":
             self.pos += 1
             names.append(self.name("a sub-attribute name after '.'"))
         members: list[str] = []
@@ -373,8 +372,7 @@ class _Parser:
             if op not in (Operator.EQUAL, Operator.UNEQUAL):
                 raise self.fail(f"a range needs '==' or '!=', not {op.value!r}", start)
             if not isinstance(first, _COMPARABLE) or type(first) is not type(high):
-                raise self.fail("a range needs two numbers, strings, DateTimes, Dates or Times "
-                                "of the same kind", start)  # fmt: skip
+                raise self.fail(f"a range needs two {_KINDS} of the same kind", start)
             if first.value > high.value:  # type: ignore[operator]
                 raise self.fail("the range's low end is above its high end", start)
             return Range(first, high)
@@ -388,8 +386,8 @@ class _Parser:
                 raise self.fail(f"a value list needs '==' or '!=', not {op.value!r}", start)
             return ValueList(tuple(values))
         if op not in (Operator.EQUAL, Operator.UNEQUAL) and not isinstance(first, _COMPARABLE):
-            raise self.fail(f"{op.value!r} compares numbers, strings, DateTimes, Dates or Times; "
-                            "quote a URI to compare it as a string", start)  # fmt: skip
+            message = f"{op.value!r} compares {_KINDS}; quote a URI to compare it as a string"
+            raise self.fail(message, start)
         return first
 
     def scalar(self) -> Scalar:
@@ -495,7 +493,7 @@ def _classify(atom: str) -> Scalar:
                 moment = moment - offset if zone[0] == "+" else moment + offset
             except OverflowError:
                 raise ValueError(f"DateTime {atom!r} is out of range") from None
-        return DateTimeValue(moment.replace(tzinfo=None))
+        return DateTimeValue(moment)
     if "T" in atom and atom[:4].isdigit():
         raise ValueError(f"{atom!r} is not a DateTime (write 2018-12-04T12:00:00Z or ±hh:mm)")
     if _DATE_LITERAL.fullmatch(atom):

@@ -15,9 +15,11 @@ from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ngsi.access import AccessControl
 from ngsi.context import ContextResolver
 from ngsi.errors import ErrorType, NgsiError
-from ngsi.routers import entities
+from ngsi.routers import contexts, discovery, entities
+from storage.context_store import hosted_loader
 from storage.geosql import postgis_available_async
 
 from .settings import Settings
@@ -104,6 +106,21 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
 
+def _without_validation_responses(app: FastAPI) -> None:
+    """Drop FastAPI's generated 422 answers from the OpenAPI document: this API answers
+    invalid parameters with 400 BadRequestData (the exception handler above)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = build()
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The NGSI-LD API application."""
     settings = settings or Settings()
@@ -119,8 +136,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
-    app.state.contexts = ContextResolver(fetch_timeout=settings.context_fetch_timeout)
+    app.state.contexts = ContextResolver(
+        fetch_timeout=settings.context_fetch_timeout, hosted=hosted_loader(app.state)
+    )
     app.state.known_tenants = {""}
+    app.state.access = AccessControl(settings)
     install_error_handlers(app)
+    _without_validation_responses(app)
     app.include_router(entities.router)
+    app.include_router(contexts.router)
+    app.include_router(discovery.router)
     return app

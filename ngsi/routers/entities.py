@@ -33,6 +33,16 @@ from ngsi.routers.common import (
     response_type,
     tenant_of,
 )
+from ngsi.routers.openapi import (
+    ATTRIBUTE,
+    ATTRIBUTES,
+    ENTITY,
+    ENTITY_EXAMPLE,
+    UPDATE_RESULT,
+    errors,
+    request_body,
+    success,
+)
 from storage.entity_query import run_query
 from storage.entity_store import EntityStore, StoredEntity
 
@@ -40,6 +50,8 @@ router = APIRouter(prefix="/ngsi-ld/v1", tags=["Entities"])
 Reader = Depends(read_access)
 Writer = Depends(write_access)
 OptionalText = Annotated[str | None, Query()]
+READ_ERRORS = errors(400, 401, 403, 404, 406, 503)
+WRITE_ERRORS = errors(400, 401, 403, 404, 413, 415, 503)
 
 
 @asynccontextmanager
@@ -65,7 +77,17 @@ def check_id(entity_id: str) -> str:
     return entity_id
 
 
-@router.post("/entities", status_code=201, dependencies=[Writer], summary="Create entity")
+@router.post(
+    "/entities",
+    status_code=201,
+    dependencies=[Writer],
+    summary="Create entity",
+    openapi_extra=request_body(ENTITY, ENTITY_EXAMPLE),
+    responses={
+        **success(201, "Created; Location names the new entity"),
+        **errors(400, 401, 403, 409, 413, 415, 503),
+    },
+)
 async def create_entity(request: Request) -> Response:
     """Create an entity (5.6.1); 409 AlreadyExists when its id is taken."""
     body, context = await read_body(request)
@@ -79,7 +101,15 @@ async def create_entity(request: Request) -> Response:
     return Response(status_code=201, headers={"Location": entity_location(entity.id)})
 
 
-@router.get("/entities", dependencies=[Reader], summary="Query entities")
+@router.get(
+    "/entities",
+    dependencies=[Reader],
+    summary="Query entities",
+    responses={
+        **success(200, "The entities, ordered by id", {"type": "array", "items": ENTITY}),
+        **errors(400, 401, 403, 404, 406, 503),
+    },
+)
 async def query_entities(
     request: Request,
     id: OptionalText = None,
@@ -161,7 +191,12 @@ async def answer_query(
     return json_response(body, request, context, media_type=media_type, headers=headers)
 
 
-@router.get("/entities/{entity_id}", dependencies=[Reader], summary="Retrieve entity")
+@router.get(
+    "/entities/{entity_id}",
+    dependencies=[Reader],
+    summary="Retrieve entity",
+    responses={**success(200, "The entity", ENTITY), **READ_ERRORS},
+)
 async def retrieve_entity(
     request: Request,
     entity_id: str,
@@ -204,7 +239,11 @@ def _has_types(entity: StoredEntity, types: str, expand: Any) -> bool:
 
 
 @router.delete(
-    "/entities/{entity_id}", status_code=204, dependencies=[Writer], summary="Delete entity"
+    "/entities/{entity_id}",
+    status_code=204,
+    dependencies=[Writer],
+    summary="Delete entity",
+    responses=errors(400, 401, 403, 404),
 )
 async def delete_entity(request: Request, entity_id: str) -> Response:
     """Delete an entity (5.6.6)."""
@@ -217,7 +256,12 @@ async def delete_entity(request: Request, entity_id: str) -> Response:
 
 
 @router.put(
-    "/entities/{entity_id}", status_code=204, dependencies=[Writer], summary="Replace entity"
+    "/entities/{entity_id}",
+    status_code=204,
+    dependencies=[Writer],
+    summary="Replace entity",
+    openapi_extra=request_body(ENTITY, ENTITY_EXAMPLE),
+    responses=WRITE_ERRORS,
 )
 async def replace_entity(request: Request, entity_id: str) -> Response:
     """Replace an entity whole (5.6.18); the body's id, if any, must be the path's."""
@@ -245,7 +289,12 @@ async def _locked(store: EntityStore, tenant: str, entity_id: str) -> StoredEnti
 
 
 @router.patch(
-    "/entities/{entity_id}", status_code=204, dependencies=[Writer], summary="Merge entity"
+    "/entities/{entity_id}",
+    status_code=204,
+    dependencies=[Writer],
+    summary="Merge entity",
+    openapi_extra=request_body(ATTRIBUTES),
+    responses=WRITE_ERRORS,
 )
 async def merge_entity_route(request: Request, entity_id: str) -> Response:
     """Merge attributes into an entity (5.6.17); `urn:ngsi-ld:null` deletes one."""
@@ -268,7 +317,15 @@ async def merge_entity_route(request: Request, entity_id: str) -> Response:
 
 
 @router.post(
-    "/entities/{entity_id}/attrs", dependencies=[Writer], summary="Append entity attributes"
+    "/entities/{entity_id}/attrs",
+    dependencies=[Writer],
+    summary="Append entity attributes",
+    openapi_extra=request_body(ATTRIBUTES),
+    responses={
+        **success(204, "All appended"),
+        **success(207, "Some left alone (noOverwrite)", UPDATE_RESULT),
+        **errors(400, 401, 403, 404, 413, 415, 503),
+    },
 )
 async def append_attrs(request: Request, entity_id: str, options: OptionalText = None) -> Response:
     """Append attributes (5.6.3): 204, or 207 with what `noOverwrite` left alone."""
@@ -277,7 +334,15 @@ async def append_attrs(request: Request, entity_id: str, options: OptionalText =
 
 
 @router.patch(
-    "/entities/{entity_id}/attrs", dependencies=[Writer], summary="Update entity attributes"
+    "/entities/{entity_id}/attrs",
+    dependencies=[Writer],
+    summary="Update entity attributes",
+    openapi_extra=request_body(ATTRIBUTES),
+    responses={
+        **success(204, "All updated"),
+        **success(207, "Some do not exist", UPDATE_RESULT),
+        **errors(400, 401, 403, 404, 413, 415, 503),
+    },
 )
 async def update_attrs(request: Request, entity_id: str) -> Response:
     """Update existing attributes (5.6.2): 204, or 207 naming those that do not exist."""
@@ -312,6 +377,8 @@ async def _change_attributes(
     "/entities/{entity_id}/attrs/{attribute}",
     status_code=204,
     dependencies=[Writer],
+    openapi_extra=request_body(ATTRIBUTE),
+    responses=WRITE_ERRORS,
     summary="Partial attribute update",
 )
 async def patch_attr(request: Request, entity_id: str, attribute: str) -> Response:
@@ -331,6 +398,8 @@ async def patch_attr(request: Request, entity_id: str, attribute: str) -> Respon
     "/entities/{entity_id}/attrs/{attribute}",
     status_code=204,
     dependencies=[Writer],
+    openapi_extra=request_body(ATTRIBUTE),
+    responses=WRITE_ERRORS,
     summary="Replace attribute",
 )
 async def put_attr(request: Request, entity_id: str, attribute: str) -> Response:
@@ -350,6 +419,7 @@ async def put_attr(request: Request, entity_id: str, attribute: str) -> Response
     "/entities/{entity_id}/attrs/{attribute}",
     status_code=204,
     dependencies=[Writer],
+    responses=errors(400, 401, 403, 404),
     summary="Delete attribute",
 )
 async def delete_attr(

@@ -134,7 +134,9 @@ VALID = [
     ),
     (
         "temperature.observedAt>=2017-12-24T12:00:00Z",
-        Comparison(P("temperature", meta="observedAt"), GE, DateTimeValue(datetime(2017, 12, 24, 12))),
+        Comparison(
+            P("temperature", meta="observedAt"), GE, DateTimeValue(datetime(2017, 12, 24, 12))
+        ),
     ),
     ('a.unitCode=="CEL"', Comparison(P("a", meta="unitCode"), EQ, Text("CEL"))),
     ("a.datasetId==urn:x:1", Comparison(P("a", meta="datasetId"), EQ, Uri("urn:x:1"))),
@@ -145,7 +147,9 @@ VALID = [
     ('address[city]=="Berlin"', Comparison(P("address", members=("city",)), EQ, Text("Berlin"))),
     (
         "sensor.rawdata[airquality.particulate]==40",
-        Comparison(P("sensor", ("rawdata",), members=("airquality", "particulate")), EQ, number("40")),
+        Comparison(
+            P("sensor", ("rawdata",), members=("airquality", "particulate")), EQ, number("40")
+        ),
     ),
     ("a[b][c]", Existence(P("a", members=("b", "c")))),
     ("a[b.c][d]", Existence(P("a", members=("b", "c", "d")))),
@@ -161,7 +165,10 @@ VALID = [
     ("a!~=x", Comparison(P("a"), Operator.NOT_MATCHES, Pattern("x", char("x")))),
     ("a~=New York", Comparison(P("a"), Operator.MATCHES, pattern("New York"))),
     ('a~="x;y"', Comparison(P("a"), Operator.MATCHES, pattern("x;y"))),
-    ("a~=(foo|bar);b", And((Comparison(P("a"), Operator.MATCHES, pattern("(foo|bar)")), exists("b")))),
+    (
+        "a~=(foo|bar);b",
+        And((Comparison(P("a"), Operator.MATCHES, pattern("(foo|bar)")), exists("b"))),
+    ),
     ("a~=x|b", Or((Comparison(P("a"), Operator.MATCHES, pattern("x")), exists("b")))),
     ("(a~=x)", Comparison(P("a"), Operator.MATCHES, pattern("x"))),
     ("a~=[)|;]|b", Or((Comparison(P("a"), Operator.MATCHES, pattern("[)|;]")), exists("b")))),
@@ -188,7 +195,15 @@ REGEXES = [
     ("a{2}", RegexRepeat(char("a"), 2, 2)),
     ("a{2,}", RegexRepeat(char("a"), 2, None)),
     ("a??", RegexRepeat(char("a"), 0, 1)),
-    ("^a|b$", RegexAlternation((RegexConcat((RegexAnchor(False), char("a"))), RegexConcat((char("b"), RegexAnchor(True)))))),
+    (
+        "^a|b$",
+        RegexAlternation(
+            (
+                RegexConcat((RegexAnchor(False), char("a"))),
+                RegexConcat((char("b"), RegexAnchor(True))),
+            )
+        ),
+    ),
     ("(?:ab)*", RegexRepeat(RegexConcat((char("a"), char("b"))), 0, None)),
     ("()", RegexConcat(())),
     ("", RegexConcat(())),
@@ -308,7 +323,9 @@ TOO_COMPLEX = [
 
 
 @pytest.mark.parametrize(("text", "limits", "message"), TOO_COMPLEX)
-def test_too_complex_expressions_are_refused(text: str, limits: dict[str, int], message: str) -> None:
+def test_too_complex_expressions_are_refused(
+    text: str, limits: dict[str, int], message: str
+) -> None:
     with pytest.raises(NgsiError, match=message) as raised:
         parse_q(text, **limits)
     assert raised.value.error_type is ErrorType.TOO_COMPLEX_QUERY
