@@ -13,6 +13,7 @@ in a request is a dictionary lookup.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -51,6 +52,7 @@ SDM_CONTEXT_URLS = {
     )
 }
 MAX_CONTEXT_URLS = 16
+MAX_CACHED_DOCUMENTS = 128
 MAX_CONTEXT_BYTES = 1024 * 1024
 
 #: Loads a context document the service hosts, by URL; None when it hosts no such context.
@@ -155,11 +157,18 @@ class ContextResolver:
         hosted: HostedLoader | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         cache_size: int = 256,
+        document_seconds: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._timeout = fetch_timeout
         self._hosted = hosted
         self._transport = transport
-        self._documents: dict[str, dict[str, Any]] = {}
+        # Fetched documents (kind Cached) with when they were fetched: refetched after
+        # `document_seconds` (clause 5.13.1: cached contexts are invalidated periodically),
+        # least recently used dropped beyond MAX_CACHED_DOCUMENTS.
+        self._documents: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._document_seconds = document_seconds
+        self._clock = clock
         self._active: OrderedDict[bytes, ActiveContext] = OrderedDict()
         self._cache_size = cache_size
         self._fetch_locks: dict[str, asyncio.Lock] = {}
@@ -196,7 +205,7 @@ class ContextResolver:
 
     async def document(self, url: str) -> dict[str, Any]:
         """The document behind a context URL: bundled, hosted, cached or fetched."""
-        found = bundled(url) or self._documents.get(url)
+        found = bundled(url) or self._cached(url)
         if found is not None:
             return found
         if self._hosted is not None:
@@ -205,11 +214,31 @@ class ContextResolver:
                 return hosted
         lock = self._fetch_locks.setdefault(url, asyncio.Lock())
         async with lock:  # one fetch per URL, however many requests wait for it
-            found = self._documents.get(url)
+            found = self._cached(url)
             if found is None:
-                found = self._documents[url] = await self._fetch(url)
+                found = await self._fetch(url)
+                self.replace(url, found)
         self._fetch_locks.pop(url, None)
         return found
+
+    def _cached(self, url: str) -> dict[str, Any] | None:
+        entry = self._documents.get(url)
+        if entry is None:
+            return None
+        if self._clock() - entry[0] > self._document_seconds:
+            del self._documents[url]
+            self._active.clear()  # contexts built on the stale copy go too
+            return None
+        self._documents.move_to_end(url)
+        return entry[1]
+
+    def replace(self, url: str, document: dict[str, Any]) -> None:
+        """Hold `document` as the cached copy of `url` (after a fetch or a reload)."""
+        self._documents[url] = (self._clock(), document)
+        self._documents.move_to_end(url)
+        while len(self._documents) > MAX_CACHED_DOCUMENTS:
+            self._documents.popitem(last=False)
+        self._active.clear()
 
     async def _load_all(self, local: Any) -> dict[str, dict[str, Any]]:
         """Every document `local` needs, following nested context URLs."""
@@ -234,11 +263,15 @@ class ContextResolver:
             async with httpx.AsyncClient(
                 timeout=self._timeout, transport=self._transport, follow_redirects=True
             ) as client:
-                response = await client.get(url, headers={"Accept": "application/ld+json"})
-                response.raise_for_status()
-                if len(response.content) > MAX_CONTEXT_BYTES:
-                    raise ValueError(f"larger than {MAX_CONTEXT_BYTES} bytes")
-                document = orjson.loads(response.content)
+                accept = {"Accept": "application/ld+json"}
+                async with client.stream("GET", url, headers=accept) as response:
+                    response.raise_for_status()
+                    content = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        content += chunk
+                        if len(content) > MAX_CONTEXT_BYTES:  # stop reading, don't buffer it all
+                            raise ValueError(f"larger than {MAX_CONTEXT_BYTES} bytes")
+                document = orjson.loads(content)
         except (httpx.HTTPError, ValueError) as error:
             raise NgsiError(
                 ErrorType.LD_CONTEXT_NOT_AVAILABLE,

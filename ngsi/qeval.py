@@ -24,10 +24,8 @@ element of one level of array. Semantics (clause 4.9):
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from collections.abc import Callable
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from ngsi.qlang import (
@@ -45,15 +43,11 @@ from ngsi.qlang import (
     Pattern,
     QExpression,
     Range,
-    RegexAlternation,
-    RegexAnchor,
-    RegexClass,
-    RegexConcat,
-    RegexNode,
     Scalar,
     ValueList,
     parse_stored_temporal,
 )
+from ngsi.qregex import search
 
 _ORDER: dict[Operator, Callable[[Any, Any], bool]] = {
     Operator.EQUAL: lambda a, b: a == b,
@@ -144,7 +138,7 @@ def _test(targets: list[Any], operator: Operator, value: Any) -> bool:
     elements = _unwrap(targets)
     if isinstance(value, Pattern):
         strings = [element for element in elements if isinstance(element, str)]
-        found = any(_search(value.regex, string) for string in strings)
+        found = any(search(value.regex, string) for string in strings)
         return found if operator is Operator.MATCHES else bool(strings) and not found
     if operator is Operator.UNEQUAL:
         return bool(targets) and not any(_equals(element, value) for element in elements)
@@ -182,90 +176,3 @@ def _comparables(element: Any, value: Scalar) -> list[Any]:
         texts += _strings(_member([element], "@value"))
     parsed = (parse_stored_temporal(kind, text) for text in texts)
     return [moment for moment in parsed if moment is not None]
-
-
-# A Thompson NFA: linear-time matching whatever the pattern (no catastrophic backtracking),
-# with exactly the semantics of the qlang regex AST.
-_CHAR, _SPLIT, _START, _END, _MATCH = range(5)
-
-
-class _Program:
-    def __init__(self) -> None:
-        self.kinds: list[int] = []
-        self.classes: list[RegexClass | None] = []
-        self.outs: list[list[int]] = []
-
-    def add(self, kind: int, outs: list[int], char_class: RegexClass | None = None) -> int:
-        self.kinds.append(kind)
-        self.classes.append(char_class)
-        self.outs.append(outs)
-        return len(self.kinds) - 1
-
-    def build(self, node: RegexNode, following: int) -> int:
-        """Add the states of `node`, continuing to `following`; return its first state."""
-        if isinstance(node, RegexClass):
-            return self.add(_CHAR, [following], node)
-        if isinstance(node, RegexAnchor):
-            return self.add(_END if node.at_end else _START, [following])
-        if isinstance(node, RegexConcat):
-            for item in reversed(node.items):
-                following = self.build(item, following)
-            return following
-        if isinstance(node, RegexAlternation):
-            return self.add(_SPLIT, [self.build(option, following) for option in node.options])
-        if node.maximum is None:
-            state = self.add(_SPLIT, [])
-            self.outs[state] = [self.build(node.item, state), following]
-        else:
-            state = following
-            for _ in range(node.maximum - node.minimum):
-                state = self.add(_SPLIT, [self.build(node.item, state), following])
-        for _ in range(node.minimum):
-            state = self.build(node.item, state)
-        return state
-
-
-@lru_cache(maxsize=256)
-def _compile(node: RegexNode) -> tuple[_Program, int]:
-    program = _Program()
-    match = program.add(_MATCH, [])
-    return program, program.build(node, match)
-
-
-def _in_class(char_class: RegexClass, code: int) -> bool:
-    index = bisect_right(char_class.ranges, (code, 0x110000)) - 1
-    return (index >= 0 and char_class.ranges[index][1] >= code) != char_class.negated
-
-
-def _search(node: RegexNode, text: str) -> bool:
-    """Whether the pattern matches anywhere in `text`."""
-    program, start = _compile(node)
-    end = len(text)
-    waiting: list[int] = []
-    for position in range(end + 1):
-        stack, seen, ready = waiting + [start], set(), []
-        while stack:
-            state = stack.pop()
-            if state in seen:
-                continue
-            seen.add(state)
-            kind = program.kinds[state]
-            if kind == _MATCH:
-                return True
-            if kind == _CHAR:
-                ready.append(state)
-            elif (
-                kind == _SPLIT
-                or (kind == _START and position == 0)
-                or (kind == _END and position == end)
-            ):
-                stack.extend(program.outs[state])
-        if position == end:
-            break
-        code = ord(text[position])
-        waiting = [
-            program.outs[state][0]
-            for state in ready
-            if _in_class(program.classes[state], code)  # type: ignore[arg-type]
-        ]
-    return False

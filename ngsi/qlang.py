@@ -13,8 +13,8 @@ Grammar (clause 4.9 ABNF, with the choices made here):
   normalised to UTC), Date, Time (`Z`) and URIs; `a..b` ranges and `a,b,c` lists with `==`/`!=`.
   An unquoted value ends at `;`, `|`, `)`, `,` or `..`: quote a URI holding one of those.
 - `~=`/`!~=` take a regular expression, as a JSON string or unquoted (up to a `;`, `|` or `)`
-  outside its own parentheses and brackets). It is parsed here into a portable subset that
-  PostgreSQL and `ngsi.qeval` evaluate identically (see `_RegexParser`).
+  outside its own parentheses and brackets), in the portable dialect of `ngsi.qregex`, which
+  PostgreSQL and `ngsi.qeval` evaluate identically.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from ngsi.errors import ErrorType, NgsiError
+from ngsi.qregex import PatternError, PatternTooComplex, RegexNode, parse_pattern
 
 
 class Operator(StrEnum):
@@ -109,39 +110,6 @@ class Range:
 @dataclass(frozen=True)
 class ValueList:
     values: tuple[Scalar, ...]
-
-
-@dataclass(frozen=True)
-class RegexClass:
-    """A set of code point ranges (inclusive), or its complement."""
-
-    ranges: tuple[tuple[int, int], ...]
-    negated: bool = False
-
-
-@dataclass(frozen=True)
-class RegexAnchor:
-    at_end: bool
-
-
-@dataclass(frozen=True)
-class RegexConcat:
-    items: tuple[RegexNode, ...]
-
-
-@dataclass(frozen=True)
-class RegexAlternation:
-    options: tuple[RegexNode, ...]
-
-
-@dataclass(frozen=True)
-class RegexRepeat:
-    item: RegexNode
-    minimum: int
-    maximum: int | None
-
-
-RegexNode = RegexClass | RegexAnchor | RegexConcat | RegexAlternation | RegexRepeat
 
 
 @dataclass(frozen=True)
@@ -469,7 +437,12 @@ class _Parser:
             source = self.text[start : self.pos]
             if not source:
                 raise self.fail("expected a regular expression")
-        return Pattern(source, _RegexParser(source, start, self.fail).parse())
+        try:
+            return Pattern(source, parse_pattern(source))
+        except PatternTooComplex as error:
+            raise NgsiError(ErrorType.TOO_COMPLEX_QUERY, str(error)) from None
+        except PatternError as error:
+            raise self.fail(f"regular expression, {error}", start) from None
 
 
 def _flatten(kind: type[And] | type[Or], terms: list[QExpression]) -> tuple[QExpression, ...]:
@@ -523,196 +496,6 @@ def _temporal(parse, text: str, fraction: str | None, kind: str):  # type: ignor
     if kind != "Time" and value.year < 1:  # pragma: no cover - fromisoformat rejects year 0
         raise ValueError(f"{text} is not a valid {kind}")
     return value
-
-
-_REGEX_MAX_LENGTH = 1000
-_REGEX_MAX_SIZE = 1000  # expanded size: PostgreSQL's regex compiler rejects far larger ones
-_REGEX_MAX_DEPTH = 16
-_CLASS_ESCAPES = {
-    "d": ((48, 57),),
-    "w": ((48, 57), (65, 90), (95, 95), (97, 122)),
-    "s": ((9, 13), (32, 32)),
-}
-_CHAR_ESCAPES = {"t": 9, "n": 10, "r": 13, "f": 12, "v": 11}
-_ANY_BUT_NEWLINE = RegexClass(((10, 10),), negated=True)
-
-
-class _RegexParser:
-    """A portable regex subset: what it accepts, PostgreSQL ARE and ngsi.qeval read alike.
-
-    Literals, `.` (any character but a newline), classes `[...]`/`[^...]` with ranges,
-    `\\d \\w \\s` (ASCII) and their negations, `\\t \\n \\r \\f \\v`, `\\` before punctuation,
-    groups `(...)`/`(?:...)`, `|`, `* + ? {n} {n,} {n,m}` (n, m <= 255; a lazy `?` is allowed
-    and ignored: only whether a match exists matters), `^`/`$` (whole-string anchors) and a
-    leading `(?i)` (ASCII case folding). Back-references, look-around, `\\b` and POSIX classes
-    differ between engines or make matching exponential, so they are refused.
-    """
-
-    def __init__(self, source: str, offset: int, fail) -> None:  # type: ignore[no-untyped-def]
-        self.source, self.pos, self.offset, self.fail = source, 0, offset, fail
-        self.fold, self.depth = False, 0
-
-    def error(self, message: str) -> NgsiError:
-        return self.fail(f"regular expression, character {self.pos + 1}: {message}", self.offset)
-
-    def parse(self) -> RegexNode:
-        if len(self.source) > _REGEX_MAX_LENGTH:
-            raise NgsiError(ErrorType.TOO_COMPLEX_QUERY, "the regular expression is too long")
-        if self.source.startswith("(?i)"):
-            self.fold, self.pos = True, 4
-        node = self.alternation()
-        if self.pos < len(self.source):
-            raise self.error("unbalanced ')'")
-        if _size(node) > _REGEX_MAX_SIZE:
-            raise NgsiError(ErrorType.TOO_COMPLEX_QUERY, "the regular expression is too complex")
-        return node
-
-    def peek(self) -> str:
-        return self.source[self.pos : self.pos + 1]
-
-    def alternation(self) -> RegexNode:
-        options = [self.concat()]
-        while self.peek() == "|":
-            self.pos += 1
-            options.append(self.concat())
-        return options[0] if len(options) == 1 else RegexAlternation(tuple(options))
-
-    def concat(self) -> RegexNode:
-        items: list[RegexNode] = []
-        while self.peek() not in ("", "|", ")"):
-            atom = self.atom()
-            if self.peek() in ("*", "+", "?", "{"):
-                if isinstance(atom, RegexAnchor):
-                    raise self.error("an anchor cannot be repeated")
-                atom = self.quantifier(atom)
-            items.append(atom)
-        return items[0] if len(items) == 1 else RegexConcat(tuple(items))
-
-    def quantifier(self, atom: RegexNode) -> RegexNode:
-        char = self.peek()
-        self.pos += 1
-        if char == "{":
-            match = re.match(r"([0-9]{1,3})(,([0-9]{0,3}))?\}", self.source[self.pos :])
-            if not match:
-                raise self.error("malformed {n,m}; write a literal '{' as '\\{'")
-            self.pos += match.end()
-            low = int(match.group(1))
-            high = (
-                low if match.group(2) is None else int(match.group(3)) if match.group(3) else None
-            )
-            if low > 255 or (high is not None and (high > 255 or high < low)):
-                raise self.error("repetition counts go up to 255, with n <= m")
-        else:
-            low, high = {"*": (0, None), "+": (1, None), "?": (0, 1)}[char]
-        if self.peek() == "?":
-            self.pos += 1  # lazy: irrelevant to whether a match exists
-        if self.peek() in ("*", "+", "?", "{"):
-            raise self.error("a quantifier cannot follow another")
-        return RegexRepeat(atom, low, high)
-
-    def atom(self) -> RegexNode:
-        char = self.peek()
-        self.pos += 1
-        if char == "(":
-            if self.source.startswith("?:", self.pos):
-                self.pos += 2
-            elif self.peek() == "?":
-                raise self.error("only (?:...) groups and a leading (?i) are supported")
-            self.depth += 1
-            if self.depth > _REGEX_MAX_DEPTH:
-                raise NgsiError(
-                    ErrorType.TOO_COMPLEX_QUERY, "the regular expression nests too deep"
-                )
-            inner = self.alternation()
-            if self.peek() != ")":
-                raise self.error("'(' is not closed")
-            self.pos += 1
-            self.depth -= 1
-            return inner
-        if char in ("*", "+", "?", "{"):
-            raise self.error(f"{char!r} has nothing to repeat")
-        if char in ("^", "$"):
-            return RegexAnchor(at_end=char == "$")
-        if char == ".":
-            return _ANY_BUT_NEWLINE
-        if char == "[":
-            return self.bracket()
-        if char == "\\":
-            return self.escape(in_class=False)
-        return self.make_class(((ord(char), ord(char)),))
-
-    def escape(self, in_class: bool) -> RegexClass:
-        char = self.peek()
-        self.pos += 1
-        if char.lower() in _CLASS_ESCAPES:
-            if char.isupper() and in_class:
-                raise self.error(f"'\\{char}' is not supported inside [...]")
-            return RegexClass(_CLASS_ESCAPES[char.lower()], negated=char.isupper())
-        if char in _CHAR_ESCAPES:
-            code = _CHAR_ESCAPES[char]
-        elif char and char.isascii() and not char.isalnum():
-            code = ord(char)
-        else:
-            raise self.error(f"unsupported escape '\\{char}'")
-        return RegexClass(((code, code),))
-
-    def bracket(self) -> RegexClass:
-        negated = self.peek() == "^"
-        self.pos += negated
-        ranges: list[tuple[int, int]] = []
-        first = True
-        while first or self.peek() != "]":
-            if not self.peek():
-                raise self.error("'[' is not closed")
-            if self.peek() == "[":
-                raise self.error("write a literal '[' in a class as '\\['")
-            low, single = self.class_item()
-            first = False
-            if self.peek() == "-" and self.source[self.pos + 1 : self.pos + 2] not in ("]", ""):
-                self.pos += 1
-                high, high_single = self.class_item()
-                if not (single and high_single) or low[0][0] > high[0][0]:
-                    raise self.error("invalid range in [...]")
-                ranges.append((low[0][0], high[0][0]))
-            else:
-                ranges.extend(low)
-        self.pos += 1
-        return self.make_class(tuple(ranges), negated)
-
-    def class_item(self) -> tuple[tuple[tuple[int, int], ...], bool]:
-        """The ranges of one class member, and whether it is a single character."""
-        char = self.peek()
-        self.pos += 1
-        if char != "\\":
-            return ((ord(char), ord(char)),), True
-        ranges = self.escape(in_class=True).ranges
-        return ranges, self.source[self.pos - 1].lower() not in _CLASS_ESCAPES
-
-    def make_class(self, ranges: tuple[tuple[int, int], ...], negated: bool = False) -> RegexClass:
-        if self.fold:  # add the other case of every ASCII letter in the set
-            extra = []
-            for low, high in ranges:
-                for start, stop, shift in ((65, 90, 32), (97, 122, -32)):
-                    if max(low, start) <= min(high, stop):
-                        extra.append((max(low, start) + shift, min(high, stop) + shift))
-            ranges = ranges + tuple(extra)
-        merged: list[tuple[int, int]] = []
-        for low, high in sorted(ranges):
-            if merged and low <= merged[-1][1] + 1:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], high))
-            else:
-                merged.append((low, high))
-        return RegexClass(tuple(merged), negated)
-
-
-def _size(node: RegexNode) -> int:
-    if isinstance(node, RegexConcat):
-        return sum(_size(item) for item in node.items)
-    if isinstance(node, RegexAlternation):
-        return sum(_size(option) for option in node.options) + 1
-    if isinstance(node, RegexRepeat):
-        return _size(node.item) * max(node.maximum or node.minimum, 1) + 1
-    return 1
 
 
 def parse_q(text: str, *, max_terms: int = 64, max_depth: int = 16) -> QExpression:

@@ -104,14 +104,26 @@ def type_condition(selection: TypeSelection, expand: Callable[[str], str]) -> sq
     return sql.SQL("({})").format(joined)
 
 
+def selector_parts(
+    types: TypeSelection | None,
+    expand: Callable[[str], str],
+    ids: Sequence[str] = (),
+    id_pattern: str | None = None,
+) -> list[sql.Composable]:
+    """SQL over `e` for an entity selector (type, id, idPattern), to be AND-ed."""
+    parts: list[sql.Composable] = []
+    if types is not None:
+        parts.append(type_condition(types, expand))
+    if ids:
+        parts.append(sql.SQL("e.id = ANY({})").format(sql.Literal(list(ids))))
+    if id_pattern is not None:
+        parts.append(sql.SQL("e.id ~ {}").format(sql.Literal(id_pattern)))
+    return parts
+
+
 def _where(tenant: str, selection: EntityFilter) -> sql.Composable:
     parts: list[sql.Composable] = [sql.SQL("e.tenant = {}").format(sql.Literal(tenant))]
-    if selection.types is not None:
-        parts.append(type_condition(selection.types, selection.expand))
-    if selection.ids:
-        parts.append(sql.SQL("e.id = ANY({})").format(sql.Literal(list(selection.ids))))
-    if selection.id_pattern is not None:
-        parts.append(sql.SQL("e.id ~ {}").format(sql.Literal(selection.id_pattern)))
+    parts += selector_parts(selection.types, selection.expand, selection.ids, selection.id_pattern)
     if selection.any_attributes:
         parts.append(sql.SQL("e.entity ?| {}").format(sql.Literal(list(selection.any_attributes))))
     parts.extend(selection.conditions)
@@ -212,25 +224,72 @@ class EntityStore:
         )
         return {row[0] for row in await cursor.fetchall()}
 
+    async def get_many(
+        self, tenant: str, ids: Sequence[str], *, lock: bool = False
+    ) -> dict[str, StoredEntity]:
+        """The entities of `ids` that exist, by id; `lock` holds their rows (in id order, as
+        ingest locks them, so the two never deadlock) until the transaction ends."""
+        query = sql.SQL(
+            "SELECT {} FROM entities AS e WHERE e.tenant = %s AND e.id = ANY(%s) ORDER BY e.id"
+        ).format(_COLUMNS)
+        if lock:
+            query += sql.SQL(" FOR UPDATE")
+        cursor = await self.conn.execute(query, (tenant, sorted(set(ids))))
+        return {row[0]: _row_entity(row) for row in await cursor.fetchall()}
+
+    async def save_many(self, tenant: str, entities: Sequence[StoredEntity]) -> None:
+        """Write back entities read (and locked) in this transaction, in one statement."""
+        entities = _last_of_each(entities)
+        if not entities:
+            return
+        await self.conn.execute(
+            "UPDATE entities AS e SET type = u.type, extra_types = string_to_array(u.extra, ' '),"
+            " entity = u.entity, scope = u.scope,"
+            " instance_keys = stadspuls_instance_keys(u.entity),"
+            " newest_observed_at = greatest(e.newest_observed_at, u.newest), modified_at = now()"
+            f" FROM {_UNNEST} WHERE e.tenant = %s AND e.id = u.id",
+            (*_columns(entities), tenant),
+        )
+
     async def insert_many(self, tenant: str, entities: Sequence[StoredEntity]) -> set[str]:
-        """Insert the entities that do not exist yet; the ids inserted."""
-        return await self._write_many(tenant, entities, "DO NOTHING")
+        """Insert the entities that do not exist yet; the ids inserted.
+
+        Of several entities with one id only the first is inserted (clause 5.5.11.1).
+        """
+        first: dict[str, StoredEntity] = {}
+        for entity in entities:
+            first.setdefault(entity.id, entity)
+        return await self._write_many(tenant, list(first.values()), "DO NOTHING")
 
     async def upsert_many(
         self, tenant: str, entities: Sequence[StoredEntity], *, replace: bool
     ) -> set[str]:
         """Create or change entities in one statement; the ids that were created.
 
-        `replace` swaps the whole entity (upsert's default, clause 5.6.8); otherwise the
-        attributes given replace theirs and the others stay (options=update).
+        `replace` swaps the whole entity, scope included (upsert's default, clause 5.6.8),
+        and keeps only its createdAt; otherwise each attribute given replaces the stored one
+        of that name whole (no per-datasetId merge: the API's options=update merges in
+        Python, ngsi/routers/batch.py), the others stay, types given are added and a scope
+        given replaces the stored one. Several entities with one id are applied in order.
         """
-        merged = "EXCLUDED.entity" if replace else "current.entity || EXCLUDED.entity"
-        action = (
-            f"DO UPDATE SET type = EXCLUDED.type, extra_types = EXCLUDED.extra_types,"
-            f" entity = {merged}, scope = coalesce(EXCLUDED.scope, current.scope),"
+        if replace:
+            entities = _last_of_each(entities)
+            merged = "EXCLUDED.entity"
+            action = (
+                "DO UPDATE SET type = EXCLUDED.type, extra_types = EXCLUDED.extra_types,"
+                " entity = EXCLUDED.entity, scope = EXCLUDED.scope,"
+            )
+        else:
+            entities = _folded(entities, overwrite=True)
+            merged = "current.entity || EXCLUDED.entity"
+            action = (
+                f"DO UPDATE SET extra_types = {_ADDED_TYPES}, entity = {merged},"
+                " scope = coalesce(EXCLUDED.scope, current.scope),"
+            )
+        action += (
             f" instance_keys = stadspuls_instance_keys({merged}),"
-            f" newest_observed_at = greatest(current.newest_observed_at,"
-            f" EXCLUDED.newest_observed_at), modified_at = now()"
+            " newest_observed_at = greatest(current.newest_observed_at,"
+            " EXCLUDED.newest_observed_at), modified_at = now()"
         )
         return await self._write_many(tenant, entities, action)
 
@@ -239,35 +298,30 @@ class EntityStore:
     ) -> set[str]:
         if not entities:
             return set()
-        # xmax = 0 only on rows this statement inserted (not on updated ones).
+        # Rows in id order: concurrent writers (ingest too) lock in that order, so never
+        # deadlock. xmax = 0 only on rows this statement inserted (not on updated ones).
         statement = (
             "INSERT INTO entities AS current (tenant, id, type, extra_types, entity, scope,"
             " instance_keys, newest_observed_at)"
             " SELECT %s, u.id, u.type, string_to_array(u.extra, ' '), u.entity, u.scope,"
-            " stadspuls_instance_keys(u.entity), u.newest"
-            " FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[], %s::jsonb[],"
-            " %s::timestamptz[]) AS u (id, type, extra, entity, scope, newest)"
+            f" stadspuls_instance_keys(u.entity), u.newest FROM {_UNNEST} ORDER BY u.id"
             f" ON CONFLICT (tenant, id) {conflict_action}"
             " RETURNING current.id, (current.xmax = 0) AS inserted"
         )
-        cursor = await self.conn.execute(
-            statement,
-            (
-                tenant,
-                [e.id for e in entities],
-                [e.types[0] for e in entities],
-                [" ".join(e.types[1:]) for e in entities],
-                [jsonb(e.attributes) for e in entities],
-                [jsonb(e.scope) if e.scope is not None else None for e in entities],
-                [_newest_observed_at(e.attributes) for e in entities],
-            ),
-        )
+        cursor = await self.conn.execute(statement, (tenant, *_columns(entities)))
         return {row[0] for row in await cursor.fetchall() if row[1]}
 
     async def update_many(
         self, tenant: str, entities: Sequence[StoredEntity], *, overwrite: bool
     ) -> set[str]:
-        """Merge attributes into existing entities; the ids that existed and were updated."""
+        """Merge attributes into existing entities; the ids that existed and were updated.
+
+        Each attribute given replaces the stored one of that name whole (or, without
+        `overwrite`, only fills in a missing one); several entities with one id are applied
+        in order. Types, scope and the per-datasetId merge of clause 5.6.3 are left to the
+        caller (the API reads, merges in Python and calls save_many).
+        """
+        entities = sorted(_folded(entities, overwrite=overwrite), key=lambda e: e.id)
         if not entities:
             return set()
         merged = "e.entity || u.entity" if overwrite else "u.entity || e.entity"
@@ -290,6 +344,56 @@ class EntityStore:
         """Delete entities; the ids that existed."""
         cursor = await self.conn.execute(
             "DELETE FROM entities WHERE tenant = %s AND id = ANY(%s) RETURNING id",
-            (tenant, list(ids)),
+            (tenant, sorted(set(ids))),
         )
         return {row[0] for row in await cursor.fetchall()}
+
+
+#: The rows of `_columns` as a table `u`.
+_UNNEST = (
+    "unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[], %s::jsonb[], %s::timestamptz[])"
+    " AS u (id, type, extra, entity, scope, newest)"
+)
+#: The stored types plus those of EXCLUDED, first occurrence first, the first type kept.
+_ADDED_TYPES = (
+    "ARRAY(SELECT t.name FROM unnest(current.extra_types || EXCLUDED.type"
+    " || EXCLUDED.extra_types) WITH ORDINALITY AS t (name, position)"
+    " WHERE t.name <> current.type GROUP BY t.name ORDER BY min(t.position))"
+)
+
+
+def _columns(entities: Sequence[StoredEntity]) -> tuple[list[Any], ...]:
+    """The parameters of `_UNNEST`, one array per column."""
+    return (
+        [e.id for e in entities],
+        [e.types[0] for e in entities],
+        [" ".join(e.types[1:]) for e in entities],
+        [jsonb(e.attributes) for e in entities],
+        [jsonb(e.scope) if e.scope is not None else None for e in entities],
+        [_newest_observed_at(e.attributes) for e in entities],
+    )
+
+
+def _last_of_each(entities: Sequence[StoredEntity]) -> list[StoredEntity]:
+    """One entity per id, the last given (a statement may change a row only once)."""
+    return list({entity.id: entity for entity in entities}.values())
+
+
+def _folded(entities: Sequence[StoredEntity], *, overwrite: bool) -> list[StoredEntity]:
+    """One entity per id: later ones merged attribute by attribute into the first, their
+    types added and scope (if any) taken (without `overwrite`, present attributes stay)."""
+    folded: dict[str, StoredEntity] = {}
+    for entity in entities:
+        seen = folded.get(entity.id)
+        if seen is None:
+            folded[entity.id] = StoredEntity(
+                entity.id, list(entity.types), dict(entity.attributes), entity.scope
+            )
+            continue
+        seen.types = list(dict.fromkeys(seen.types + entity.types))
+        if overwrite:
+            seen.attributes.update(entity.attributes)
+        else:
+            seen.attributes = {**entity.attributes, **seen.attributes}
+        seen.scope = entity.scope if entity.scope is not None else seen.scope
+    return list(folded.values())

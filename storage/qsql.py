@@ -5,9 +5,9 @@ an SQL/JSON path in lax mode (which steps into arrays of instances by itself), w
 values in `vars`. The path and vars are `psycopg.sql.Literal`s, so the result is one
 self-contained Composable with nothing to bind: psycopg quotes them, and attribute IRIs only
 ever appear inside them as quoted JSON path keys, never as SQL. Regular expressions must be
-literals in the path (`like_regex`): they are rebuilt from the qlang regex AST, so only the
-portable subset qlang accepts can reach PostgreSQL. Type guards (`.type() == "number"` ...)
-keep every comparison well typed: a mismatch is false, never unknown and never an error.
+literals in the path (`like_regex`): ngsi.qregex renders them from the parsed pattern, so
+only its portable dialect can reach PostgreSQL. Type guards (`.type() == "number"` ...) keep
+every comparison well typed: a mismatch is false, never unknown and never an error.
 
 The semantics are those of ngsi.qeval (see its docstring), which must agree with this for
 every expression and entity.
@@ -39,15 +39,11 @@ from ngsi.qlang import (
     Pattern,
     QExpression,
     Range,
-    RegexAlternation,
-    RegexAnchor,
-    RegexClass,
-    RegexConcat,
-    RegexNode,
     Scalar,
     TimeValue,
     ValueList,
 )
+from ngsi.qregex import to_postgres
 
 #: The to_timestamp templates of each stored form in qlang.TEMPORAL_FORMS, in its order.
 _TEMPLATES = {
@@ -135,7 +131,7 @@ class _PathBuilder:
     def test(self, target: str, operator: Operator, value: object) -> str:
         if isinstance(value, Pattern):
             string = '@.type() == "string"'
-            regex = _string(_regex(value.regex))
+            regex = _string(to_postgres(value.regex))
             found = f'exists({target} ? ({string} && @ like_regex {regex} flag "s"))'
             if operator is Operator.MATCHES:
                 return found
@@ -198,38 +194,3 @@ def _branches(path: AttributePath) -> list[tuple[bool, str, str]]:
             )
         )
     return branches
-
-
-def _regex(node: RegexNode) -> str:
-    """The qlang regex AST as a PostgreSQL ARE, read under like_regex flag "s"."""
-    if isinstance(node, RegexClass):
-        if not node.ranges:
-            return "." if node.negated else "[^\\u0001-\\U0010ffff]"  # NUL never reaches text
-        body = "".join(
-            _class_char(low) if low == high else f"{_class_char(low)}-{_class_char(high)}"
-            for low, high in node.ranges
-        )
-        return f"[{'^' if node.negated else ''}{body}]"
-    if isinstance(node, RegexAnchor):
-        return "$" if node.at_end else "^"
-    if isinstance(node, RegexConcat):
-        return "".join(_regex(item) for item in node.items) if node.items else "(?:)"
-    if isinstance(node, RegexAlternation):
-        return "(?:" + "|".join(_regex(option) for option in node.options) + ")"
-    inner = _regex(node.item)
-    if not isinstance(node.item, RegexClass):
-        inner = f"(?:{inner})"
-    low, high = node.minimum, node.maximum
-    shorthand = {(0, None): "*", (1, None): "+", (0, 1): "?"}.get((low, high))
-    if shorthand:
-        return inner + shorthand
-    return inner + (f"{{{low}}}" if low == high else f"{{{low},{'' if high is None else high}}}")
-
-
-def _class_char(code: int) -> str:
-    char = chr(code)
-    if char.isascii() and char.isalnum():
-        return char
-    if 0x20 < code < 0x7F:
-        return "\\" + char
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"

@@ -30,6 +30,7 @@ from ngsi.routers.common import JSON, JSON_LD, resolver, response_type
 from storage.context_store import (
     CONTEXT_PATH,
     CORE_CONTEXT_ID,
+    ContextLog,
     StoredContext,
     add_context,
     context_log,
@@ -103,14 +104,13 @@ def _cached_entries(request: Request) -> list[ContextEntry]:
     ]
 
 
-def _log(request: Request) -> Any:
+def _log(request: Request) -> ContextLog:
     return context_log(request.app.state)
 
 
-def _answer(payload: Any, request: Request, status: int = 200) -> Response:
+def _answer(payload: Any, request: Request) -> Response:
     """A JSON answer (JSON-LD if asked for: a context document is JSON-LD), no Link header."""
-    media_type = response_type(request)
-    return Response(orjson.dumps(payload), status, media_type=media_type)
+    return Response(orjson.dumps(payload), media_type=response_type(request))
 
 
 async def _read_context(request: Request) -> Any:
@@ -165,9 +165,9 @@ async def _find(request: Request, context_id: str) -> tuple[ContextEntry, dict[s
     """The stored @context a path names (local id, or URL), with its document if served."""
     if not context_id:
         raise bad_request("no @context identifier given")
-    if context_id == CORE_CONTEXT_ID or context_id in CORE_CONTEXT_URLS:
-        return _core_entry(request), core_document()
     local_id = hosted_id(context_id) if "/" in context_id else context_id
+    if local_id == CORE_CONTEXT_ID or context_id in CORE_CONTEXT_URLS:
+        return _core_entry(request), core_document()
     if local_id is not None:
         async with request.app.state.pool.connection() as conn:
             stored = await get_context(conn, local_id)
@@ -234,5 +234,4 @@ async def _reload(request: Request, contexts: ContextResolver, url: str) -> None
         raise NgsiError(
             ErrorType.LD_CONTEXT_NOT_AVAILABLE, f"@context {url} was not reloaded: {error.detail}"
         ) from error
-    contexts.forget(url)
-    await contexts.document(url)
+    contexts.replace(url, await probe.document(url))  # the probe holds it: no second fetch

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -175,6 +175,11 @@ def test_the_core_context_is_served_and_cannot_be_deleted(api):
     core = bundled(CORE_CONTEXT_URL)
     assert api.get(f"{CONTEXTS}/{CORE_ID}").json() == core
     assert api.get(f"{CONTEXTS}/{quote(CORE_CONTEXT_URL, safe='')}").json() == core
+    served_here = quote(f"http://testserver{CONTEXTS}/{CORE_ID}", safe="")
+    assert api.get(f"{CONTEXTS}/{served_here}").json() == core
+    # The served URL works in a Link header without a fetch (testserver has no socket).
+    by_link = api.post("/ngsi-ld/v1/entities", json=LAMP, headers=link(unquote(served_here)))
+    assert by_link.status_code == 201, by_link.text
     details = api.get(f"{CONTEXTS}/{CORE_ID}", params={"details": "true"}).json()
     assert details["URL"] == CORE_CONTEXT_URL
     assert details["localId"] == CORE_ID

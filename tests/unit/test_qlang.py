@@ -21,11 +21,6 @@ from ngsi.qlang import (
     Or,
     Pattern,
     Range,
-    RegexAlternation,
-    RegexAnchor,
-    RegexClass,
-    RegexConcat,
-    RegexRepeat,
     Text,
     TimeValue,
     Uri,
@@ -33,6 +28,7 @@ from ngsi.qlang import (
     parse_q,
     parse_stored_temporal,
 )
+from ngsi.qregex import RegexAlternation, RegexAnchor, RegexClass, RegexConcat, RegexRepeat
 
 P = AttributePath
 EQ, NE, GT, GE, LT, LE = (Operator(op) for op in ("==", "!=", ">", ">=", "<", "<="))
