@@ -246,6 +246,11 @@ def _size(node: RegexNode) -> int:
     return 1
 
 
+# A Thompson NFA: linear-time matching whatever the pattern (no catastrophic backtracking),
+# with exactly the semantics of the AST.
+_CHAR, _SPLIT, _START, _END, _MATCH = range(5)
+
+
 def search(node: RegexNode, text: str) -> bool:
     """Whether the pattern matches anywhere in `text`, in time linear in its length."""
     program, start = _compile(node)
@@ -278,11 +283,6 @@ def search(node: RegexNode, text: str) -> bool:
             if _in_class(program.classes[state], code)  # type: ignore[arg-type]
         ]
     return False
-
-
-# A Thompson NFA: linear-time matching whatever the pattern (no catastrophic backtracking),
-# with exactly the semantics of the AST.
-_CHAR, _SPLIT, _START, _END, _MATCH = range(5)
 
 
 class _Program:

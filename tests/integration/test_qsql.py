@@ -1,7 +1,8 @@
 """q compiled to SQL (storage/qsql.py) selects exactly the entities ngsi/qeval.py selects.
 
-Runs on the session database of tests/integration/conftest.py, in a temporary table of this
-test's connection.
+The SQL needs nothing of the schema or the storage backend, only PostgreSQL's SQL/JSON path:
+it runs once, on a plain database of this module, in a temporary table of each test's
+connection.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from psycopg.types.json import Jsonb
 from ngsi.errors import ErrorType, NgsiError
 from ngsi.qeval import evaluate
 from ngsi.qlang import parse_q
+from storage.database import connect, create_database_if_missing, drop_database
 from storage.qsql import compile_q
+from tests.support.fixtures import scratch_database_url
 from tests.unit.test_qeval import CASES, entity, expand, prop, rel, typed
 
 pytestmark = pytest.mark.integration
@@ -81,17 +84,29 @@ EXPRESSIONS = sorted({text for text, _, _ in CASES}) + [
 ]
 
 
+@pytest.fixture(scope="module")
+def plain_database() -> Iterator[str]:
+    """An empty database of this module (no migrations, no extensions); dropped afterwards."""
+    url = scratch_database_url("stadspuls_qsql")
+    create_database_if_missing(url)
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
 @pytest.fixture
-def table(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+def table(plain_database: str) -> Iterator[psycopg.Connection]:
     """Temporary table `e(n, entity)` holding ENTITIES, n being the index."""
-    conn.execute("CREATE TEMPORARY TABLE e (n integer PRIMARY KEY, entity jsonb NOT NULL)")
-    with conn.cursor() as cursor:
-        cursor.executemany(
-            "INSERT INTO e (n, entity) VALUES (%s, %s)",
-            [(n, Jsonb(document)) for n, document in enumerate(ENTITIES)],
-        )
-    yield conn
-    conn.rollback()
+    with connect(plain_database) as conn:
+        conn.execute("CREATE TEMPORARY TABLE e (n integer PRIMARY KEY, entity jsonb NOT NULL)")
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO e (n, entity) VALUES (%s, %s)",
+                [(n, Jsonb(document)) for n, document in enumerate(ENTITIES)],
+            )
+        yield conn
+        conn.rollback()
 
 
 def selected_by_sql(

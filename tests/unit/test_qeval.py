@@ -38,7 +38,7 @@ def rel(target: Any) -> dict[str, Any]:
     return {"type": "Relationship", "object": target}
 
 
-def typed(kind: str, text: str) -> dict[str, str]:
+def typed(kind: str, text: str | list[str]) -> dict[str, str | list[str]]:
     return {"@type": kind, "@value": text}
 
 
