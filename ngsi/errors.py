@@ -11,6 +11,9 @@ from enum import Enum
 from typing import Any
 
 ERROR_BASE = "https://uri.etsi.org/ngsi-ld/errors/"
+#: HTTP failures that are not ETSI error types get a name of this service's own, not one
+#: under ETSI's namespace (RFC 7807, 3.1: a type URI identifies the problem type).
+LOCAL_ERROR_BASE = "urn:stadspuls:errors:"
 
 
 class ErrorType(Enum):
@@ -27,8 +30,8 @@ class ErrorType(Enum):
     LD_CONTEXT_NOT_AVAILABLE = ("LdContextNotAvailable", 503)
     NO_MULTI_TENANT_SUPPORT = ("NoMultiTenantSupport", 501)
     NONEXISTENT_TENANT = ("NonexistentTenant", 404)
-    # Not ETSI error types, but the HTTP failures the binding (clause 6.3) names; they share
-    # the ProblemDetails shape so every error body looks alike.
+    # Not ETSI error types, but HTTP failures the binding (clause 6.3) also answers; they
+    # share the ProblemDetails shape so every error body looks alike (LOCAL_ERROR_BASE).
     UNAUTHORIZED = ("Unauthorized", 401)
     FORBIDDEN = ("Forbidden", 403)
     NOT_ACCEPTABLE = ("NotAcceptable", 406)
@@ -39,7 +42,7 @@ class ErrorType(Enum):
     @property
     def uri(self) -> str:
         """The error type URI placed in ProblemDetails `type`."""
-        return ERROR_BASE + self.value[0]
+        return error_uri(self.value[0])
 
     @property
     def status(self) -> int:
@@ -51,6 +54,23 @@ class ErrorType(Enum):
         """A short human title: the type name split into words."""
         name = self.value[0]
         return "".join(" " + c.lower() if c.isupper() and i else c for i, c in enumerate(name))
+
+
+_LOCAL_TYPES = frozenset(
+    {
+        "Unauthorized",
+        "Forbidden",
+        "NotAcceptable",
+        "UnsupportedMediaType",
+        "PayloadTooLarge",
+        "MethodNotAllowed",
+    }
+)
+
+
+def error_uri(name: str) -> str:
+    """The ProblemDetails `type` of an error type name (ETSI's, or this service's own)."""
+    return (LOCAL_ERROR_BASE if name in _LOCAL_TYPES else ERROR_BASE) + name
 
 
 class NgsiError(Exception):

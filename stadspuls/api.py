@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ngsi.access import AccessControl
 from ngsi.context import ContextResolver
 from ngsi.errors import ErrorType, NgsiError
-from ngsi.routers import contexts, discovery, entities
+from ngsi.routers import batch, contexts, discovery, entities
 from storage.context_store import hosted_loader
 from storage.geosql import postgis_available_async
 
@@ -121,6 +121,20 @@ def _without_validation_responses(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+class StripTrailingSlash:
+    """`/entities/` is `/entities`: NGSI-LD clients differ here, and a redirect would cost
+    every such request a second round trip (and point at http:// behind a TLS proxy)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            scope = {**scope, "path": path.rstrip("/") or "/"}
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The NGSI-LD API application."""
     settings = settings or Settings()
@@ -142,8 +156,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.known_tenants = {""}
     app.state.access = AccessControl(settings)
     install_error_handlers(app)
+    app.add_middleware(StripTrailingSlash)
     _without_validation_responses(app)
     app.include_router(entities.router)
     app.include_router(contexts.router)
     app.include_router(discovery.router)
+    app.include_router(batch.router)
     return app

@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ngsi.context import CORE_CONTEXT_URL, bundled
+from ngsi.errors import error_uri
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +31,7 @@ def problem(response: Any, status: int, error: str) -> dict[str, Any]:
     """Assert a ProblemDetails answer and return its body."""
     assert response.status_code == status, response.text
     body: dict[str, Any] = response.json()
-    assert body["type"] == ERRORS + error, body
+    assert body["type"] == error_uri(error), body
     assert body["status"] == status and body["title"] and body["detail"]
     return body
 

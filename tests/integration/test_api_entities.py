@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from devices.model import Decoded, DeviceConfig, Reading
+from ngsi.errors import error_uri
 from ngsi.mapping import BatchMapper
 from storage.database import connect
 from storage.entities import STAGING_TABLE, write_entities
@@ -44,7 +45,7 @@ def problem(response, status: int, error: str) -> dict:
     """Assert a ProblemDetails answer and return its body."""
     assert response.status_code == status, response.text
     body = response.json()
-    assert body["type"] == ERRORS + error, body
+    assert body["type"] == error_uri(error), body
     assert body["title"] and body["detail"]
     return body
 
@@ -343,3 +344,9 @@ def test_entities_written_by_ingest_are_visible(api, api_database, tenant):
     assert body["pm25"] == 7.5
     assert body["refDevice"] == "urn:ngsi-ld:Device:dl-9"
     assert body["location"]["coordinates"] == [3.7, 51.0]
+
+
+def test_a_trailing_slash_is_the_same_resource(api):
+    response = api.post("/ngsi-ld/v1/entities/", json=STATION, headers={"Link": LINK})
+    assert response.status_code == 201 and not response.history
+    assert api.get(f"/ngsi-ld/v1/entities/{STATION['id']}/", headers={"Link": LINK}).json()["id"]

@@ -21,19 +21,35 @@ ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
 BELFRY = [3.7249, 51.0536]
 STATION = [3.7106, 51.0357]
 SENSORS = [
-    {"id": "urn:x:belfry", "type": "Counter", "intensity": {"value": 120}, "lane": {"value": "a"},
-     "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": BELFRY}}},
-    {"id": "urn:x:station", "type": "Counter", "intensity": {"value": 80},
-     "name": {"value": "Sint-Pieters"},
-     "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": STATION}}},
-    {"id": "urn:x:river", "type": "Segment", "intensity": {"value": 300, "unitCode": "E50"},
-     "location": {"type": "GeoProperty", "value": {
-         "type": "LineString", "coordinates": [[3.715, 51.05], [3.725, 51.06]]}}},
+    {
+        "id": "urn:x:belfry",
+        "type": "Counter",
+        "intensity": {"value": 120},
+        "lane": {"value": "a"},
+        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": BELFRY}},
+    },
+    {
+        "id": "urn:x:station",
+        "type": "Counter",
+        "intensity": {"value": 80},
+        "name": {"value": "Sint-Pieters"},
+        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": STATION}},
+    },
+    {
+        "id": "urn:x:river",
+        "type": "Segment",
+        "intensity": {"value": 300, "unitCode": "E50"},
+        "location": {
+            "type": "GeoProperty",
+            "value": {"type": "LineString", "coordinates": [[3.715, 51.05], [3.725, 51.06]]},
+        },
+    },
 ]
 CENTRE = {  # a polygon around the historic centre: holds the Belfry, not the station
     "type": "Polygon",
-    "coordinates": [[[3.715, 51.048], [3.735, 51.048], [3.735, 51.062], [3.715, 51.062],
-                     [3.715, 51.048]]],
+    "coordinates": [
+        [[3.715, 51.048], [3.735, 51.048], [3.735, 51.062], [3.715, 51.062], [3.715, 51.048]]
+    ],
 }
 
 
@@ -64,12 +80,12 @@ def geo_api(request, api_database: str, tenant: str) -> Iterator[TestClient]:
     [
         ("intensity>100", ["urn:x:belfry", "urn:x:river"]),
         ("intensity>=80;intensity<300", ["urn:x:belfry", "urn:x:station"]),
-        ("intensity==80|lane==\"a\"", ["urn:x:belfry", "urn:x:station"]),
+        ('intensity==80|lane=="a"', ["urn:x:belfry", "urn:x:station"]),
         ("intensity==100..300", ["urn:x:belfry", "urn:x:river"]),
         ("intensity==80,300", ["urn:x:river", "urn:x:station"]),
         ("name~=Sint.*", ["urn:x:station"]),
         ("name", ["urn:x:station"]),
-        ("intensity.unitCode==\"E50\"", ["urn:x:river"]),
+        ('intensity.unitCode=="E50"', ["urn:x:river"]),
         ("(intensity<100|intensity>200);location", ["urn:x:river", "urn:x:station"]),
     ],
 )
@@ -81,18 +97,38 @@ def test_q_over_http(api, q, expected):
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
-        ({"georel": "near;maxDistance==2500", "geometry": "Point", "coordinates": str(BELFRY)},
-         ["urn:x:belfry", "urn:x:river", "urn:x:station"]),
-        ({"georel": "near;maxDistance==1000", "geometry": "Point", "coordinates": str(BELFRY)},
-         ["urn:x:belfry", "urn:x:river"]),
-        ({"georel": "near;minDistance==1000", "geometry": "Point", "coordinates": str(BELFRY)},
-         ["urn:x:station"]),
-        ({"georel": "within", "geometry": "Polygon", "coordinates": str(CENTRE["coordinates"])},
-         ["urn:x:belfry", "urn:x:river"]),
-        ({"georel": "disjoint", "geometry": "Polygon", "coordinates": str(CENTRE["coordinates"])},
-         ["urn:x:station"]),
-        ({"georel": "intersects", "geometry": "LineString",
-          "coordinates": "[[3.714,51.055],[3.73,51.055]]"}, ["urn:x:river"]),
+        (
+            {"georel": "near;maxDistance==2500", "geometry": "Point", "coordinates": str(BELFRY)},
+            ["urn:x:belfry", "urn:x:river", "urn:x:station"],
+        ),
+        (
+            {"georel": "near;maxDistance==1000", "geometry": "Point", "coordinates": str(BELFRY)},
+            ["urn:x:belfry", "urn:x:river"],
+        ),
+        (
+            {"georel": "near;minDistance==1000", "geometry": "Point", "coordinates": str(BELFRY)},
+            ["urn:x:station"],
+        ),
+        (
+            {"georel": "within", "geometry": "Polygon", "coordinates": str(CENTRE["coordinates"])},
+            ["urn:x:belfry", "urn:x:river"],
+        ),
+        (
+            {
+                "georel": "disjoint",
+                "geometry": "Polygon",
+                "coordinates": str(CENTRE["coordinates"]),
+            },
+            ["urn:x:station"],
+        ),
+        (
+            {
+                "georel": "intersects",
+                "geometry": "LineString",
+                "coordinates": "[[3.714,51.055],[3.73,51.055]]",
+            },
+            ["urn:x:river"],
+        ),
     ],
 )
 def test_geo_queries_agree_on_both_paths(geo_api, params, expected):
@@ -132,15 +168,15 @@ def test_tenants_never_see_each_other(api_database):
         client.headers["NGSILD-Tenant"] = second
         other = {"id": "urn:x:other", "type": "Counter", "intensity": {"value": 5}}
         assert client.post(ENTITIES, json=other).status_code == 201
-        near = {"georel": "near;maxDistance==5000", "geometry": "Point",
-                "coordinates": str(BELFRY)}
+        near = {"georel": "near;maxDistance==5000", "geometry": "Point", "coordinates": str(BELFRY)}
         for params in ({"type": "Counter"}, {"q": "intensity>0"}, near, {"attrs": "intensity"}):
             assert ids(client.get(ENTITIES, params=params)) in ([], ["urn:x:other"]), params
         assert client.get(f"{ENTITIES}/urn:x:belfry").status_code == 404
         client.headers["NGSILD-Tenant"] = first
         assert "urn:x:other" not in ids(client.get(ENTITIES, params={"q": "intensity>0"}))
-        default_tenant = client.get(ENTITIES, params={"type": "Counter"},
-                                    headers={"NGSILD-Tenant": ""})
+        default_tenant = client.get(
+            ENTITIES, params={"type": "Counter"}, headers={"NGSILD-Tenant": ""}
+        )
         assert not {"urn:x:other", "urn:x:belfry"} & set(ids(default_tenant))
 
 
@@ -150,7 +186,7 @@ def test_tenants_never_see_each_other(api_database):
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
-    q=st.text(alphabet=st.sampled_from(list('ab.[]()";|=!<>~,.0123456789 :-Tz\\\'')), max_size=40)
+    q=st.text(alphabet=st.sampled_from(list("ab.[]()\";|=!<>~,.0123456789 :-Tz\\'")), max_size=40)
     | st.text(max_size=30)
 )
 def test_random_q_never_causes_a_server_error(api, q):

@@ -1,0 +1,524 @@
+"""`/ngsi-ld/v1/entityOperations`: batch create, upsert, update and delete, and query by POST
+(ETSI GS CIM 009 v1.8, 5.6.7-5.6.10 and 5.7.2; HTTP binding 6.14-6.18 and 6.23).
+
+A batch is one transaction with one timestamp for all its entities (5.5.11.0) and takes a
+handful of statements whatever its size. Each entity succeeds or fails alone: one that is
+invalid, exists (create) or does not (update, delete) becomes a BatchEntityError (5.2.17) in
+a 207 answer while the others are written. An id given more than once is handled as clause
+5.5.11 says, as if the occurrences had come in separate requests in array order: create
+keeps the first and reports AlreadyExists for the others; upsert replaces with each in turn
+(the last wins) or, with options=update, merges them in turn; update merges them in turn
+(with noOverwrite the first value of an attribute wins); delete deletes with the first and
+reports ResourceNotFound for the others. Orion-LD does the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Annotated, Any
+
+import orjson
+import psycopg
+from fastapi import APIRouter, Depends, Query, Request, Response
+from psycopg import sql
+
+from ngsi.access import read_access, write_access
+from ngsi.context import ActiveContext
+from ngsi.entity_input import (
+    AttributeReader,
+    is_uri,
+    now_iso,
+    read_attributes,
+    read_scope,
+    read_types,
+)
+from ngsi.entity_output import Renderer
+from ngsi.entity_update import append_attributes
+from ngsi.errors import ErrorType, NgsiError, bad_request, invalid_request, not_found
+from ngsi.geo import entity_matches
+from ngsi.query import EntityQuery
+from ngsi.routers.common import (
+    GEO_JSON,
+    JSON,
+    JSON_LD,
+    json_response,
+    read_body,
+    representation,
+    require_tenant,
+    resolver,
+    response_type,
+    tenant_of,
+)
+from ngsi.routers.entities import answer_query, store_of
+from storage.entity_query import entity_filter
+from storage.entity_store import EntityStore, StoredEntity, selector_parts
+
+router = APIRouter(prefix="/ngsi-ld/v1", tags=["Batch operations"])
+Writer = Depends(write_access)
+Reader = Depends(read_access)
+OptionalText = Annotated[str | None, Query()]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a batch did: the ids it handled and the BatchEntityErrors, both in array order."""
+
+    success: list[tuple[int, str]] = field(default_factory=list)
+    errors: list[tuple[int, Any, dict[str, Any]]] = field(default_factory=list)
+
+    def succeed(self, index: int, entity_id: str) -> None:
+        """Entity `index` of the array was handled."""
+        self.success.append((index, entity_id))
+
+    def fail(self, index: int, entity_id: Any, error: NgsiError) -> None:
+        """Entity `index` of the array failed with `error`."""
+        self.errors.append((index, entity_id, error.problem()))
+
+    def answer(self, created: list[str] | None = None) -> Response:
+        """201 with `created` when given, else 204; 207 with BatchOperationResult (5.2.16)
+        as soon as one entity failed."""
+        if self.errors:
+            body = {
+                "success": [entity_id for _, entity_id in sorted(self.success)],
+                "errors": [
+                    {"entityId": entity_id, "error": problem}
+                    for _, entity_id, problem in sorted(self.errors, key=lambda e: e[0])
+                ],
+            }
+            return Response(orjson.dumps(body), 207, media_type=JSON)
+        if created is not None:
+            return Response(orjson.dumps(created), 201, media_type=JSON)
+        return Response(status_code=204)
+
+
+@dataclass(slots=True)
+class Item:
+    """One valid entity of the array and where it was."""
+
+    index: int
+    entity: StoredEntity
+
+
+def _claimed_id(item: Any) -> Any:
+    """The id an array item says it has, for its BatchEntityError (null when it has none)."""
+    return item.get("id") if isinstance(item, dict) else item if isinstance(item, str) else None
+
+
+def _array(request: Request, body: Any, what: str) -> list[Any]:
+    """The batch array: non-empty, no nulls, at most api_max_batch_entities (5.6.7.4)."""
+    if not isinstance(body, list):
+        raise bad_request(f"the body must be a JSON array of {what}")
+    if not body:
+        raise bad_request(f"the array of {what} is empty")
+    if any(item is None for item in body):
+        raise bad_request(f"the array of {what} holds a null")
+    limit: int = request.app.state.settings.api_max_batch_entities
+    if len(body) > limit:
+        raise NgsiError(
+            ErrorType.PAYLOAD_TOO_LARGE,
+            f"{len(body)} {what} in one batch; at most {limit} are allowed",
+        )
+    return body
+
+
+async def _read_items(request: Request, outcome: Outcome, *, need_type: bool) -> list[Item]:
+    """The valid entities of the body in the stored form; the invalid ones fail in `outcome`."""
+    body, context = await read_body(request)
+    items = _array(request, body, "entities")
+    now = now_iso()
+    contexts: dict[bytes, ActiveContext] = {}
+    valid: list[Item] = []
+    for index, raw in enumerate(items):
+        try:
+            expand = (await _own_context(request, raw, context, contexts)).expand
+            entity = _read_entity(raw, expand, now, need_type=need_type)
+        except NgsiError as error:
+            outcome.fail(index, _claimed_id(raw), error)
+            continue
+        valid.append(Item(index, entity))
+    return valid
+
+
+async def _own_context(
+    request: Request, raw: Any, first: ActiveContext, seen: dict[bytes, ActiveContext]
+) -> ActiveContext:
+    """The context of one entity: in a JSON-LD array each one carries its own @context
+    (read_body resolved only the first's)."""
+    if not isinstance(raw, dict) or "@context" not in raw:
+        return first
+    key = orjson.dumps(raw["@context"])
+    if key not in seen:
+        seen[key] = await resolver(request).resolve(raw["@context"])
+    return seen[key]
+
+
+def _read_entity(raw: Any, expand: Any, now: str, *, need_type: bool) -> StoredEntity:
+    """An entity of the array in the stored form; the type may be absent for an update."""
+    if not isinstance(raw, dict):
+        raise bad_request("an entity must be a JSON object")
+    entity_id = raw.get("id")
+    if not is_uri(entity_id):
+        raise bad_request(f"entity id must be a URI, not {entity_id!r}")
+    if need_type and "type" not in raw:
+        raise bad_request(f"entity {entity_id} has no type")
+    return StoredEntity(
+        str(entity_id),
+        read_types(raw["type"], expand) if "type" in raw else [],
+        read_attributes(raw, AttributeReader(expand, now)),
+        read_scope(raw.get("scope")),
+    )
+
+
+def _merge(target: StoredEntity, incoming: StoredEntity, *, overwrite: bool) -> None:
+    """Append `incoming` to `target` as clause 5.6.3 does (instance by instance, createdAt
+    kept); its types are added and its scope, if any, replaces the target's (`overwrite`)
+    or fills in a missing one."""
+    append_attributes(target, incoming.attributes, overwrite=overwrite)
+    target.types = list(dict.fromkeys(target.types + incoming.types))
+    if incoming.scope is not None and (overwrite or target.scope is None):
+        target.scope = incoming.scope
+
+
+def _folded(items: Iterable[Item], *, overwrite: bool) -> dict[str, tuple[Item, StoredEntity]]:
+    """One entity per id: the occurrences merged in array order, with the first's index."""
+    folded: dict[str, tuple[Item, StoredEntity]] = {}
+    for item in items:
+        entity = item.entity
+        if entity.id in folded:
+            _merge(folded[entity.id][1], entity, overwrite=overwrite)
+        else:
+            copy = StoredEntity(entity.id, list(entity.types), dict(entity.attributes))
+            copy.scope = entity.scope
+            folded[entity.id] = (item, copy)
+    return folded
+
+
+async def _writable_tenant(request: Request, store: EntityStore) -> str:
+    """The request's tenant, created if new (writing an entity creates its tenant, 5.5.10)."""
+    tenant = tenant_of(request)
+    await store.ensure_tenant(tenant)
+    return tenant
+
+
+@router.post("/entityOperations/create", dependencies=[Writer], summary="Batch entity creation")
+async def batch_create(request: Request) -> Response:
+    """Create entities (5.6.7): 201 with their ids, or 207 naming those that failed."""
+    tenant_of(request)
+    outcome = Outcome()
+    first: dict[str, Item] = {}
+    for item in await _read_items(request, outcome, need_type=True):
+        if item.entity.id in first:
+            problem = NgsiError(
+                ErrorType.ALREADY_EXISTS,
+                f"entity {item.entity.id} is created by an earlier item of this batch",
+            )
+            outcome.fail(item.index, item.entity.id, problem)
+        else:
+            first[item.entity.id] = item
+    created: set[str] = set()
+    if first:
+        async with store_of(request, write=True) as store:
+            tenant = await _writable_tenant(request, store)
+            created = await store.insert_many(tenant, [i.entity for i in first.values()])
+        request.app.state.known_tenants.add(tenant)
+    for entity_id, item in first.items():
+        if entity_id in created:
+            outcome.succeed(item.index, entity_id)
+        else:
+            exists = NgsiError(ErrorType.ALREADY_EXISTS, f"entity {entity_id} already exists")
+            outcome.fail(item.index, entity_id, exists)
+    return outcome.answer(created=[entity_id for _, entity_id in sorted(outcome.success)])
+
+
+@router.post("/entityOperations/upsert", dependencies=[Writer], summary="Batch entity upsert")
+async def batch_upsert(request: Request, options: OptionalText = None) -> Response:
+    """Create or change entities (5.6.8): 201 with the ids created, 204 when every one
+    existed, 207 naming those that failed. By default (options=replace) an existing entity
+    is replaced whole, keeping its createdAt; with options=update the attributes given are
+    appended to it as clause 5.6.3 does (Orion-LD and Stellio do the same), its types
+    extended and its scope replaced if one is given."""
+    chosen = {o.strip() for o in (options or "").split(",") if o.strip()}
+    if not chosen <= {"update", "replace"} or len(chosen) > 1:
+        raise bad_request("options of upsert must be either update or replace")
+    tenant_of(request)
+    outcome = Outcome()
+    items = await _read_items(request, outcome, need_type=True)
+    handled: dict[str, int] = {}
+    for item in items:
+        handled.setdefault(item.entity.id, item.index)
+    created: set[str] = set()
+    if handled:
+        async with store_of(request, write=True) as store:
+            tenant = await _writable_tenant(request, store)
+            if "update" in chosen:
+                folded = [entity for _, entity in _folded(items, overwrite=True).values()]
+                created = await _upsert_merging(store, tenant, folded)
+            else:
+                latest = {item.entity.id: item.entity for item in items}
+                created = await store.upsert_many(tenant, list(latest.values()), replace=True)
+        request.app.state.known_tenants.add(tenant)
+    for entity_id, index in handled.items():
+        outcome.succeed(index, entity_id)
+    ids = [entity_id for _, entity_id in sorted(outcome.success) if entity_id in created]
+    return outcome.answer(created=ids if ids else None)
+
+
+async def _upsert_merging(
+    store: EntityStore, tenant: str, entities: list[StoredEntity]
+) -> set[str]:
+    """Insert the new entities, merge the others into the stored ones; the ids created."""
+    created = await store.insert_many(tenant, entities)
+    rest = [entity for entity in entities if entity.id not in created]
+    current = await store.get_many(tenant, [entity.id for entity in rest], lock=True)
+    gone = [entity for entity in rest if entity.id not in current]
+    if gone:  # deleted by someone else between the two statements
+        created |= await store.insert_many(tenant, gone)
+    for entity in rest:
+        if entity.id in current:
+            _merge(current[entity.id], entity, overwrite=True)
+    await store.save_many(tenant, list(current.values()))
+    return created
+
+
+@router.post("/entityOperations/update", dependencies=[Writer], summary="Batch entity update")
+async def batch_update(request: Request, options: OptionalText = None) -> Response:
+    """Append attributes to existing entities (5.6.9, as 5.6.3 does for one): 204, or 207
+    naming those that failed (ResourceNotFound for an entity that does not exist). With
+    options=noOverwrite existing attributes stay as they are; the entity still succeeds.
+    The type may be left out; types given are added to the entity's."""
+    chosen = {o.strip() for o in (options or "").split(",") if o.strip()}
+    if not chosen <= {"noOverwrite"}:
+        raise bad_request(f"unknown options {sorted(chosen - {'noOverwrite'})} for update")
+    overwrite = "noOverwrite" not in chosen
+    outcome = Outcome()
+    folded = _folded(await _read_items(request, outcome, need_type=False), overwrite=overwrite)
+    async with store_of(request, write=True) as store:
+        tenant = await require_tenant(request, store)
+        current = await store.get_many(tenant, list(folded), lock=True)
+        for entity_id, (item, entity) in folded.items():
+            if entity_id in current:
+                _merge(current[entity_id], entity, overwrite=overwrite)
+                outcome.succeed(item.index, entity_id)
+            else:
+                outcome.fail(item.index, entity_id, not_found(f"entity {entity_id} does not exist"))
+        await store.save_many(tenant, list(current.values()))
+    return outcome.answer()
+
+
+@router.post("/entityOperations/delete", dependencies=[Writer], summary="Batch entity delete")
+async def batch_delete(request: Request) -> Response:
+    """Delete entities by id (5.6.10): 204, or 207 with ResourceNotFound for each id that
+    does not exist (or was deleted by an earlier item of the array)."""
+    outcome = Outcome()
+    first: dict[str, int] = {}
+    for index, entity_id in enumerate(await _read_ids(request)):
+        if not is_uri(entity_id):
+            outcome.fail(
+                index, entity_id, bad_request(f"entity id must be a URI, not {entity_id!r}")
+            )
+        elif entity_id in first:
+            outcome.fail(
+                index, entity_id, not_found(f"entity {entity_id} is deleted by an earlier item")
+            )
+        else:
+            first[entity_id] = index
+    async with store_of(request, write=True) as store:
+        tenant = await require_tenant(request, store)
+        deleted = await store.delete_many(tenant, list(first)) if first else set()
+    for entity_id, index in first.items():
+        if entity_id in deleted:
+            outcome.succeed(index, entity_id)
+        else:
+            outcome.fail(index, entity_id, not_found(f"entity {entity_id} does not exist"))
+    return outcome.answer()
+
+
+async def _read_ids(request: Request) -> list[Any]:
+    """The array of entity ids of a delete; as JSON-LD too, though ids carry no @context."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != JSON_LD:
+        body, _ = await read_body(request)
+        return _array(request, body, "entity ids")
+    limit: int = request.app.state.settings.api_max_body_bytes
+    raw = await request.body()
+    if len(raw) > limit:
+        raise NgsiError(ErrorType.PAYLOAD_TOO_LARGE, f"the body is larger than {limit} bytes")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise invalid_request(f"the body is not valid JSON: {error}") from None
+    return _array(request, body, "entity ids")
+
+
+#: Members of the Query data type (5.2.23) this broker answers ...
+QUERY_MEMBERS = frozenset({"type", "entities", "attrs", "q", "geoQ", "lang", "pick", "omit"})
+#: ... and those it does not, refused rather than ignored (ignoring one widens the answer).
+UNSUPPORTED_QUERY_MEMBERS = frozenset({"scopeQ", "temporalQ", "csf", "join", "joinLevel"})
+SELECTOR_MEMBERS = {"id": "ids", "idPattern": "id_pattern", "type": "types"}
+
+
+@router.post("/entityOperations/query", dependencies=[Reader], summary="Query entities (POST)")
+async def query_by_post(
+    request: Request,
+    limit: Annotated[int | None, Query(ge=0)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    count: bool = False,
+    options: OptionalText = None,
+    format: OptionalText = None,
+    lang: OptionalText = None,
+    geometryProperty: OptionalText = None,
+) -> Response:
+    """Query entities with a Query body (5.7.2, 6.23), answered exactly as GET /entities;
+    the `entities` selectors are OR'ed, and `limit`, `offset`, `count`, `options`, `format`
+    and `lang` come from the URL as for GET (`lang` in the body wins)."""
+    media_type = response_type(request, geo=True)
+    body, context = await read_body(request)
+    if not isinstance(body, dict) or body.get("type") != "Query":
+        raise bad_request('the body must be a Query: a JSON object with "type": "Query"')
+    members = set(body) - {"@context"}
+    if members & UNSUPPORTED_QUERY_MEMBERS:
+        raise NgsiError(
+            ErrorType.OPERATION_NOT_SUPPORTED,
+            f"this broker does not support {sorted(members & UNSUPPORTED_QUERY_MEMBERS)}",
+        )
+    if members - QUERY_MEMBERS:
+        raise bad_request(f"a Query has no member {sorted(members - QUERY_MEMBERS)[0]!r}")
+    rep = representation(
+        context,
+        options=options,
+        format=format,
+        attrs=_names(body, "attrs"),
+        pick=_names(body, "pick"),
+        omit=_names(body, "omit"),
+        lang=_text(body, "lang") or lang,
+        geometry_property=geometryProperty,
+    )
+    geo = body.get("geoQ", {})
+    if not isinstance(geo, dict):
+        raise bad_request("geoQ must be a JSON object (a GeoQuery)")
+    geo_parameters = (geo.get("georel"), geo.get("geometry"), geo.get("coordinates"))
+    selectors = _selectors(body.get("entities"))
+
+    def build(selector: dict[str, Any]) -> EntityQuery:
+        return EntityQuery.from_parameters(
+            context,
+            **selector,
+            attributes=rep.attributes,
+            q=_text(body, "q"),
+            geo=(*geo_parameters, geo.get("geoproperty")),
+        )
+
+    combined = _combined(selectors)
+    if combined is not None:
+        query = build(combined)
+        return await answer_query(request, query, context, rep, media_type, limit, offset, count)
+    queries = [build(selector) for selector in selectors]
+    page_size = _page_size(request, limit, count)
+    page, total = await _run_union(request, queries, page_size, offset, count)
+    headers = {"NGSILD-Results-Count": str(total)} if total is not None else {}
+    renderer = Renderer(context, rep)
+    if media_type == GEO_JSON:
+        features = renderer.features(page)
+        return json_response(features, request, context, media_type=GEO_JSON, headers=headers)
+    body = [renderer.entity(entity) for entity in page]
+    return json_response(body, request, context, media_type=media_type, headers=headers)
+
+
+def _text(body: dict[str, Any], member: str) -> str | None:
+    value = body.get(member)
+    if value is not None and not isinstance(value, str):
+        raise bad_request(f"{member} must be a string")
+    return value
+
+
+def _names(body: dict[str, Any], member: str) -> str | None:
+    """A list-of-names member (attrs, pick, omit) as the comma-separated URL form."""
+    value = body.get(member)
+    if value is None or isinstance(value, str):
+        return value
+    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+        raise bad_request(f"{member} must be an array of names")
+    return ",".join(value)
+
+
+def _selectors(raw: Any) -> list[dict[str, Any]]:
+    """The `entities` of a Query (EntityInfo, 5.2.8) as EntityQuery.from_parameters keywords."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not raw:
+        raise bad_request("entities must be a non-empty array of {id, idPattern, type} objects")
+    selectors = []
+    for info in raw:
+        if not isinstance(info, dict) or not info or set(info) - set(SELECTOR_MEMBERS):
+            raise bad_request(f"an entities item has id, idPattern and/or type only: {info!r}")
+        ids = info.get("id", [])
+        ids = [ids] if isinstance(ids, str) else ids
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise bad_request(f"id of an entities item must be a URI: {info!r}")
+        if not all(isinstance(info.get(k, ""), str) for k in ("idPattern", "type")):
+            raise bad_request(f"idPattern and type of an entities item are strings: {info!r}")
+        selector = {SELECTOR_MEMBERS[k]: v for k, v in info.items() if k != "id"}
+        selectors.append({**selector, "ids": ids} if ids else selector)
+    return selectors
+
+
+def _combined(selectors: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The one selector that selects what the OR of `selectors` does, where there is one:
+    types only (`(A),(B)`), or id lists under one type; None otherwise."""
+    if len(selectors) <= 1:
+        return selectors[0] if selectors else {}
+    if all(set(s) == {"types"} for s in selectors):
+        return {"types": ",".join(f"({s['types']})" for s in selectors)}
+    if all(set(s) <= {"ids", "types"} and "ids" in s for s in selectors):
+        types = {s.get("types") for s in selectors}
+        if len(types) == 1:
+            ids = list(dict.fromkeys(i for s in selectors for i in s["ids"]))
+            return {"ids": ids, **({"types": types.pop()} if None not in types else {})}
+    return None
+
+
+def _page_size(request: Request, limit: int | None, count: bool) -> int:
+    """The page size, checked as answer_query checks it."""
+    settings = request.app.state.settings
+    page_size: int = settings.api_default_limit if limit is None else limit
+    if page_size > settings.api_max_limit:
+        raise NgsiError(
+            ErrorType.TOO_MANY_RESULTS,
+            f"limit {page_size} is above the maximum page size {settings.api_max_limit}",
+        )
+    if page_size == 0 and not count:
+        raise bad_request("limit=0 is only allowed together with count=true")
+    return page_size
+
+
+async def _run_union(
+    request: Request, queries: list[EntityQuery], limit: int, offset: int, count: bool
+) -> tuple[list[StoredEntity], int | None]:
+    """Run selectors that share attrs, q and geo but no single EntityQuery can express: one
+    statement whose WHERE ORs them (as storage/entity_query.run_query runs one query)."""
+    postgis: bool = request.app.state.postgis
+    shared = replace(queries[0], ids=(), id_pattern=None, types=None)
+    selection = entity_filter(shared, postgis=postgis)
+    alternatives = [
+        sql.SQL("({})").format(
+            sql.SQL(" AND ").join(selector_parts(q.types, q.expand, q.ids, q.id_pattern))
+        )
+        for q in queries
+    ]
+    selection.conditions.append(sql.SQL("({})").format(sql.SQL(" OR ").join(alternatives)))
+    async with store_of(request) as store:
+        tenant = await require_tenant(request, store)
+        try:
+            if shared.geo is not None and not postgis:
+                matching = [
+                    entity
+                    for entity in await store.stream(tenant, selection)
+                    if entity_matches(shared.geo, entity.attributes, shared.expand)
+                ]
+                return matching[offset : offset + limit], len(matching) if count else None
+            page = await store.query(tenant, selection, limit, offset) if limit else []
+            total = await store.count(tenant, selection) if count else None
+        except psycopg.errors.InvalidRegularExpression as error:
+            message = error.diag.message_primary
+            raise bad_request(f"invalid regular expression: {message}") from None
+    return page, total
