@@ -50,8 +50,9 @@ def test_types_and_attribute_names_are_expanded_with_the_domain_context_of_the_t
         "https://uri.etsi.org/ngsi-ld/location",
         "https://uri.etsi.org/ngsi-ld/default-context/madeUp",
     }
-    assert "https://smartdatamodels.org/dataModel.Device/deviceState" in (
-        by_type["https://smartdatamodels.org/dataModel.Device/Device"]
+    assert (
+        "https://smartdatamodels.org/dataModel.Device/deviceState"
+        in (by_type["https://smartdatamodels.org/dataModel.Device/Device"])
     )
     assert {ObservationRow(*row).attribute for row in mapper.observations} == {
         environment + "pm25",
