@@ -51,6 +51,8 @@ DURATION = re.compile(
     r"(?:(?P<seconds>\d{1,12}(?:[.,]\d{1,6})?)S)?)?"
 )
 WEEKS = re.compile(r"P(?P<weeks>\d{1,9})W")
+#: A DateTime, unlike a date, has `T` between its date and time.
+DATE_AND_TIME = re.compile(r"\d[Tt]\d")
 #: An unencoded `+` in a query string arrives as a space: `...T10:00:00 02:00`.
 SPACE_FOR_PLUS = re.compile(r"(T\d\d(?::?\d\d)*(?:[.,]\d+)?) (\d\d(?::?\d\d)?)$")
 
@@ -74,15 +76,13 @@ class TimeWindow:
 def parse_datetime(text: str, name: str) -> datetime:
     """An ISO 8601 date-time (clause 4.6.3) as an aware UTC datetime; without a zone it is UTC."""
     repaired = SPACE_FOR_PLUS.sub(r"\1+\2", text.strip())
-    if "T" not in repaired.upper():
+    if not DATE_AND_TIME.search(repaired):
         raise bad_request(f"{name} must be a date-time like 2026-03-29T10:00:00Z, not {text!r}")
     try:
         moment = datetime.fromisoformat(repaired)
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise bad_request(f"{name} is not an ISO 8601 date-time: {text!r}") from None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def parse_time_window(
