@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup up test lint bench clean
+.PHONY: setup up test lint bench bench-api clean
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,9 @@ test: lint
 
 bench: setup
 	$(BIN)/python -m bench.ingest
+
+bench-api: setup
+	$(BIN)/python -m bench.api
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache bench/results

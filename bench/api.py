@@ -215,40 +215,57 @@ def _wait_ready(base: str, process: subprocess.Popen, workers: int) -> None:
 
 
 class CpuMeter:
-    """Cores used by the API server (with its workers), PostgreSQL and wrk over a phase."""
+    """Cores used over a phase by the API server (with its workers), PostgreSQL, wrk and
+    other Python processes (the SQL baseline's clients, or whatever else runs here)."""
 
     def __init__(self, server_pid: int | None) -> None:
         self.server_pid = server_pid
         self.start = self._sample()
+        self.busy = _busy_seconds()
         self.began = time.monotonic()
 
-    def _sample(self) -> dict[str, float]:
-        totals = {"server": 0.0, "postgres": 0.0, "wrk": 0.0, "other_python": 0.0}
+    def _sample(self) -> dict[int, tuple[str, float]]:
         server: set[int] = set()
         if self.server_pid is not None:
             root = psutil.Process(self.server_pid)
             server = {root.pid, *(c.pid for c in root.children(recursive=True))}
+        found = {}
         for process in psutil.process_iter(["pid", "name", "cpu_times"]):
-            times = process.info["cpu_times"]
-            if times is None:
+            pid, name, times = (process.info[k] for k in ("pid", "name", "cpu_times"))
+            name = name or ""
+            if times is None or pid == os.getpid():
                 continue
-            used = times.user + times.system
-            name = process.info["name"] or ""
-            if process.info["pid"] in server:
-                totals["server"] += used
+            if pid in server:
+                kind = "server"
             elif name.startswith("postgres"):
-                totals["postgres"] += used
+                kind = "postgres"
             elif name == "wrk":
-                totals["wrk"] += used
-            elif name.startswith("python") and process.info["pid"] != os.getpid():
-                totals["other_python"] += used
-        return totals
+                kind = "wrk"
+            elif name.startswith("python"):
+                kind = "other_python"
+            else:
+                continue
+            found[pid] = (kind, times.user + times.system)
+        return found
 
     def cores(self) -> dict[str, float]:
-        """Average cores each used since the meter started."""
-        end = self._sample()
+        """Average cores each used since the meter started (per process, so that one that
+        ended during the phase counts for nothing rather than a negative)."""
         seconds = time.monotonic() - self.began
-        return {k: round((end[k] - self.start.get(k, 0.0)) / seconds, 2) for k in end}
+        totals = dict.fromkeys(("server", "postgres", "wrk", "other_python"), 0.0)
+        for pid, (kind, used) in self._sample().items():
+            before = self.start.get(pid)
+            totals[kind] += used - (before[1] if before and before[0] == kind else 0.0)
+        # Everything busy on the machine: what the others leave out is someone else's load.
+        totals["machine"] = _busy_seconds() - self.busy
+        return {kind: round(used / seconds, 2) for kind, used in totals.items()}
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all cores)."""
+    times = psutil.cpu_times()
+    busy = ("user", "nice", "system", "irq", "softirq", "steal")
+    return float(sum(getattr(times, name, 0.0) for name in busy))
 
 
 def wrk(base: str, paths: list[str], headers: dict[str, str], seconds: float, clients: int) -> dict:

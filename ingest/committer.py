@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from storage.records import Batch, DeviceActivity
+from storage.rollups import refresh_rollups
 from storage.writer import BatchWriter
 
 from .message import RawMessage
@@ -64,6 +66,7 @@ class BatchCommitter:
         writer: BatchWriter,
         connect: Callable[[], psycopg.Connection],
         sleep: Callable[[float], None] = time.sleep,
+        rollup_refresh_seconds: float = 0.0,
     ) -> None:
         self._builder = builder
         self._writer = writer
@@ -73,6 +76,14 @@ class BatchCommitter:
         self._activity: dict[tuple[str, str], DeviceActivity] = {}
         self._activity_flushed = time.monotonic()
         self._retries = 0
+        self._rollup_refresh_seconds = rollup_refresh_seconds
+        self._refresher: RollupRefresher | None = None
+
+    def start_rollup_refresh(self) -> None:
+        """Start refreshing the hourly rollups in the background, if a period is configured."""
+        if self._rollup_refresh_seconds > 0 and self._refresher is None:
+            self._refresher = RollupRefresher(self._connect, self._rollup_refresh_seconds)
+            self._refresher.start()
 
     def build(self, messages: Sequence[RawMessage]) -> BuiltBatch:
         """Decode and map `messages` (CPU only; may run while another batch commits)."""
@@ -138,7 +149,10 @@ class BatchCommitter:
         return parts
 
     def close(self) -> None:
-        """Write the device activity still held, then close the database connection."""
+        """Stop the rollup refresh, write the device activity held, close the connection."""
+        if self._refresher is not None:
+            self._refresher.stop()
+            self._refresher = None
         if self._activity:
             built = BuiltBatch(Batch(activity=list(self._activity.values())), [], 0)
             self._activity.clear()
@@ -198,3 +212,65 @@ class BatchCommitter:
             with contextlib.suppress(psycopg.Error):
                 self._connection.close()
         self._connection = None
+
+
+class RollupRefresher:
+    """Runs `refresh_rollups` every `seconds` in a thread, on a database connection of its own.
+
+    Apart from the batches on purpose: a refresh that fails (or is slow) is logged and tried
+    again next period, and never delays or fails a commit, so acknowledgements never wait
+    for it.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], psycopg.Connection],
+        seconds: float,
+        refresh: Callable[[psycopg.Connection], int] = refresh_rollups,
+    ) -> None:
+        self._connect = connect
+        self._seconds = seconds
+        self._refresh = refresh
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rollup-refresh", daemon=True)
+        self._connection: psycopg.Connection | None = None
+        #: Refreshes that succeeded and failed, for tests and logs.
+        self.runs = 0
+        self.failures = 0
+
+    def start(self) -> None:
+        """Start the thread; the first refresh runs one period from now."""
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the refresh in progress; cancel it if it outlasts `timeout`."""
+        self._stopping.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive() and (connection := self._connection) is not None:
+            with contextlib.suppress(psycopg.Error):
+                connection.cancel_safe()
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._seconds):
+            try:
+                if self._connection is None or self._connection.closed:
+                    self._connection = self._connect()
+                self._refresh(self._connection)
+                self.runs += 1
+            except Exception as error:  # noqa: BLE001 - logged; ingest must not notice
+                self.failures += 1
+                log.warning(
+                    "rollup refresh failed (%s: %s); retrying in %.0f s",
+                    type(error).__name__,
+                    error,
+                    self._seconds,
+                )
+                self._close()
+        self._close()
+
+    def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                connection.close()

@@ -64,6 +64,9 @@ def serve(channel: Connection, make_committer: Callable[[], BatchCommitter], lev
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     committer = make_committer()
+    # Rollups are refreshed by a thread of this process with its own connection; close()
+    # stops it (on STOP, or when the MQTT side is gone).
+    committer.start_rollup_refresh()
     built: Handoff = queue.Queue(maxsize=1)
     writer = threading.Thread(
         target=_commit_loop, args=(channel, committer, built), name="committer", daemon=True

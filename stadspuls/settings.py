@@ -131,6 +131,18 @@ class Settings(BaseSettings):
     oidc_write_scope: str = "stadspuls:write"
     oidc_admin_scope: str = "stadspuls:admin"
 
+    #: Seconds between refreshes of the hourly rollups (storage/rollups.py) by each ingest
+    #: worker's writer process; 0 turns them off there (run `refresh_rollups` elsewhere then).
+    rollup_refresh_seconds: float = Field(default=5.0, ge=0)
+
+    # --- temporal API (/ngsi-ld/v1/temporal, docs/temporal.md) ---
+    #: Time zone of calendar aggregation periods (P1D, P1W, P1M, P1Y begin at local
+    #: midnight); a request may choose another with the `timezone` parameter.
+    temporal_time_zone: str = "Europe/Brussels"
+    #: Most instances per attribute (or aggregation periods) in one temporal answer; more
+    #: are answered 206 Partial Content with a Content-Range to page on (clause 6.3.10).
+    temporal_max_instances: int = Field(default=10_000, ge=1)
+
     @field_validator("mqtt_url")
     @classmethod
     def _valid_mqtt_url(cls, value: str) -> str:

@@ -61,6 +61,7 @@ def make_committer(settings: Settings, backend: Backend) -> BatchCommitter:
         BatchBuilder(registry.current, settings.max_payload_bytes, reload=registry.reload_now),
         BatchWriter(backend),
         partial(connect, settings.database_url),
+        rollup_refresh_seconds=settings.rollup_refresh_seconds,
     )
 
 

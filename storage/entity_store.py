@@ -329,7 +329,7 @@ class EntityStore:
             f"UPDATE entities AS e SET entity = {merged},"
             f" instance_keys = stadspuls_instance_keys({merged}),"
             " newest_observed_at = greatest(e.newest_observed_at, u.newest), modified_at = now()"
-            " FROM unnest(%s::text[], %s::jsonb[], %s::timestamptz[]) AS u (id, entity, newest)"
+            " FROM unnest(%b::text[], %b::jsonb[], %b::timestamptz[]) AS u (id, entity, newest)"
             " WHERE e.tenant = %s AND e.id = u.id RETURNING e.id",
             (
                 [e.id for e in entities],
@@ -349,9 +349,11 @@ class EntityStore:
         return {row[0] for row in await cursor.fetchall()}
 
 
-#: The rows of `_columns` as a table `u`.
+#: The rows of `_columns` as a table `u`. The arrays go in binary: psycopg quotes every
+#: element of a text-format array with a regular expression, which took 2/3 of the time of
+#: a 2,000-entity upsert (documents of 1 kB are full of quotes).
 _UNNEST = (
-    "unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[], %s::jsonb[], %s::timestamptz[])"
+    "unnest(%b::text[], %b::text[], %b::text[], %b::jsonb[], %b::jsonb[], %b::timestamptz[])"
     " AS u (id, type, extra, entity, scope, newest)"
 )
 #: The stored types plus those of EXCLUDED, first occurrence first, the first type kept.

@@ -4,6 +4,8 @@ Observations go straight into `observations` by COPY inside a savepoint (the fas
 redelivered message or a duplicate inside the batch makes that COPY fail on the primary key;
 the writer then rolls back to the savepoint and takes the slow path: COPY into a temporary
 staging table and `INSERT ... SELECT DISTINCT ON (key) ... ON CONFLICT DO NOTHING`.
+The time ranges actually written are recorded per tenant in `rollup_pending`, in the same
+transaction, for the rollup refresh (storage/rollups.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from storage.entities import write_entities
 from storage.partitions import MonthlyPartitions
 from storage.records import Batch, DeadLetter, DeviceActivity
 from storage.registry import load_registry, write_registry
+from storage.rollups import TenantRange, clip_ranges, record_pending, tenant_ranges
 
 __all__ = ["BatchWriter", "WriteResult", "load_registry", "write_registry"]
 
@@ -45,12 +48,18 @@ CREATE TEMP TABLE IF NOT EXISTS stadspuls_observations_staging
 """
 
 _COPY_OBSERVATIONS = f"COPY {{table}} ({_OBSERVATION_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+# Per tenant, how many rows were new and their oldest and newest time: the rollup refresh
+# needs the ranges actually written (a batch of nothing but duplicates changes none).
 _INSERT_STAGED_OBSERVATIONS = f"""
-INSERT INTO {{table}} ({_OBSERVATION_COLUMNS})
-SELECT DISTINCT ON ({_OBSERVATION_KEY}) {_OBSERVATION_COLUMNS}
-FROM stadspuls_observations_staging
-ORDER BY {_OBSERVATION_KEY}
-ON CONFLICT DO NOTHING
+WITH inserted AS (
+    INSERT INTO {{table}} ({_OBSERVATION_COLUMNS})
+    SELECT DISTINCT ON ({_OBSERVATION_KEY}) {_OBSERVATION_COLUMNS}
+    FROM stadspuls_observations_staging
+    ORDER BY {_OBSERVATION_KEY}
+    ON CONFLICT DO NOTHING
+    RETURNING tenant, observed_at
+)
+SELECT tenant, count(*), min(observed_at), max(observed_at) FROM inserted GROUP BY tenant
 """
 
 _UPSERT_DEAD_LETTERS = """
@@ -137,7 +146,8 @@ class BatchWriter:
         table = self._prepare(conn, batch)
         with conn.transaction(), conn.cursor() as cursor:
             cursor.adapters.register_dumper(None, _OrjsonJsonbBinaryDumper)
-            inserted = self._write_observations(cursor, table, batch.observations)
+            inserted, ranges = self._write_observations(cursor, table, batch.observations)
+            record_pending(cursor, ranges)
             upserted = write_entities(cursor, batch.entities)
             self._write_dead_letters(cursor, batch.dead_letters)
             self._write_activity(cursor, batch.activity)
@@ -158,9 +168,10 @@ class BatchWriter:
 
     def _write_observations(
         self, cursor: psycopg.Cursor, table: sql.Identifier, rows: Sequence[tuple[Any, ...]]
-    ) -> int:
+    ) -> tuple[int, list[TenantRange]]:
+        """Rows inserted, and the time ranges per tenant they fall in (for rollup_pending)."""
         if not rows:
-            return 0
+            return 0, []
         try:
             with cursor.connection.transaction():
                 copy = sql.SQL(_COPY_OBSERVATIONS).format(table=table)
@@ -169,14 +180,19 @@ class BatchWriter:
             pass  # a redelivery or a duplicate in the batch: the savepoint is rolled back
         else:
             self.fast_path_batches += 1
-            return len(rows)
+            return len(rows), tenant_ranges(rows)
         self.slow_path_batches += 1
         staging = sql.Identifier("stadspuls_observations_staging")
         _copy_rows(
             cursor, sql.SQL(_COPY_OBSERVATIONS).format(table=staging), _OBSERVATION_TYPES, rows
         )
         cursor.execute(sql.SQL(_INSERT_STAGED_OBSERVATIONS).format(table=table))
-        return cursor.rowcount
+        written = {tenant: (count, (oldest, newest)) for tenant, count, oldest, newest in cursor}
+        if not written:
+            return 0, []
+        inserted = sum(count for count, _ in written.values())
+        bounds = {tenant: span for tenant, (_, span) in written.items()}
+        return inserted, clip_ranges(tenant_ranges(rows), bounds)
 
     def _write_dead_letters(self, cursor: psycopg.Cursor, letters: Sequence[DeadLetter]) -> None:
         if not letters:

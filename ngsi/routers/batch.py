@@ -180,17 +180,13 @@ def _merge(target: StoredEntity, incoming: StoredEntity, *, overwrite: bool) -> 
         target.scope = incoming.scope
 
 
-def _folded(items: Iterable[Item], *, overwrite: bool) -> dict[str, tuple[Item, StoredEntity]]:
-    """One entity per id: the occurrences merged in array order, with the first's index."""
-    folded: dict[str, tuple[Item, StoredEntity]] = {}
+def _folded(items: Iterable[Item], *, overwrite: bool) -> dict[str, Item]:
+    """One item per id, the first: later occurrences merged into it in array order."""
+    folded: dict[str, Item] = {}
     for item in items:
-        entity = item.entity
-        if entity.id in folded:
-            _merge(folded[entity.id][1], entity, overwrite=overwrite)
-        else:
-            copy = StoredEntity(entity.id, list(entity.types), dict(entity.attributes))
-            copy.scope = entity.scope
-            folded[entity.id] = (item, copy)
+        first = folded.setdefault(item.entity.id, item)
+        if first is not item:
+            _merge(first.entity, item.entity, overwrite=overwrite)
     return folded
 
 
@@ -252,7 +248,7 @@ async def batch_upsert(request: Request, options: OptionalText = None) -> Respon
         async with store_of(request, write=True) as store:
             tenant = await _writable_tenant(request, store)
             if "update" in chosen:
-                folded = [entity for _, entity in _folded(items, overwrite=True).values()]
+                folded = [item.entity for item in _folded(items, overwrite=True).values()]
                 created = await _upsert_merging(store, tenant, folded)
             else:
                 latest = {item.entity.id: item.entity for item in items}
@@ -296,9 +292,9 @@ async def batch_update(request: Request, options: OptionalText = None) -> Respon
     async with store_of(request, write=True) as store:
         tenant = await require_tenant(request, store)
         current = await store.get_many(tenant, list(folded), lock=True)
-        for entity_id, (item, entity) in folded.items():
+        for entity_id, item in folded.items():
             if entity_id in current:
-                _merge(current[entity_id], entity, overwrite=overwrite)
+                _merge(current[entity_id], item.entity, overwrite=overwrite)
                 outcome.succeed(item.index, entity_id)
             else:
                 outcome.fail(item.index, entity_id, not_found(f"entity {entity_id} does not exist"))

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from ngsi.errors import error_uri
 from stadspuls.api import create_app
 from tests.support.api import api_settings
 
@@ -55,7 +56,7 @@ def problem(response, status: int, error: str) -> dict:
     """Assert a ProblemDetails answer and return its body."""
     assert response.status_code == status, response.text
     body = response.json()
-    assert body["type"] == ERRORS + error, body
+    assert body["type"] == error_uri(error), body
     assert body["title"] and body["detail"]
     return body
 

@@ -195,7 +195,8 @@ def test_unknown_contexts_are_not_found(api):
     problem(api.get(f"{CONTEXTS}/{uuid.uuid4().hex}"), 404, "ResourceNotFound")
     problem(api.delete(f"{CONTEXTS}/{uuid.uuid4().hex}"), 404, "ResourceNotFound")
     problem(api.get(f"{CONTEXTS}/{quote(UNREACHABLE, safe='')}"), 404, "ResourceNotFound")
-    problem(api.delete(f"{CONTEXTS}/"), 400, "BadRequestData")
+    # `/jsonldContexts/` is `/jsonldContexts` (trailing slashes are ignored): no DELETE there
+    problem(api.delete(f"{CONTEXTS}/"), 405, "MethodNotAllowed")
 
 
 def test_a_link_to_an_unreachable_context_is_ld_context_not_available(api):

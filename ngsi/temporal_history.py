@@ -1,0 +1,341 @@
+"""The history of selected entities for the temporal routes: instances, capped and paged, and
+aggregations on the cheapest correct path (docs/temporal.md, "Choosing the path").
+
+- Instances: the oldest `limit + 1` per series (the newest with lastN), cut by
+  ngsi/temporal_paging.py when some series has more than `limit`.
+- Aggregations: hourly rollups when every method is one rollups answer, the period is made
+  of whole UTC hours in the zone and the window bounds are whole hours; hours that pending
+  ranges touch are read raw and summarized in numpy (`rollup_hours`). Otherwise, or when a
+  series holds values that are not numbers, the raw arrays go through `aggregate`.
+- Open windows get concrete bounds for the periods: an open start is the start of the UTC
+  hour of the oldest instance of the selection, an open end the end of the hour holding the
+  later of now and the newest instance. Both are whole hours, so an open window never keeps
+  a query off the rollups, and both paths compute the same periods.
+- Values that are not numbers are aggregated through codes: the distinct values in sorted
+  order (strings, DateTime values by their text, anything else by its canonical JSON), so
+  totalCount, distinctCount, min and max come out right for strings and dates; booleans count
+  as 0 and 1 (clause 4.5.19.1, table 4.5.19.1-1).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import orjson
+from psycopg import AsyncConnection
+
+from ngsi.aggregate import (
+    Rollups,
+    aggregate,
+    combine_rollups,
+    fill_gaps,
+    is_hour_aligned,
+    period_edges,
+    rollup_hours,
+)
+from ngsi.errors import ErrorType, NgsiError
+from ngsi.temporal_output import AggregatedSeries, decode_value
+from ngsi.temporal_paging import cap_backward, cap_forward, cap_periods, content_range
+from ngsi.temporal_params import Aggregation, TimeWindow, check_eligible
+from storage.rollups import HOUR, TimeRange, floor_hour, pending_overlaps_async
+from storage.temporal_store import Series, SeriesKey, fetch_last_n, fetch_raw, fetch_rollups
+from storage.temporal_support import fetch_first_n
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Methods a kind of value has, but that codes cannot compute (clause 4.5.19.1 leaves their
+#: meaning for arrays open); refused with OperationNotSupported.
+NOT_COMPUTED = {"Array": {"sum", "avg", "min", "max"}, "Time": {"avg"}}
+COUNTS = ("totalCount", "distinctCount")
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRequest:
+    """What history one temporal request reads, checked already."""
+
+    window: TimeWindow | None
+    #: Attribute IRIs, None for all.
+    attributes: tuple[str, ...] | None
+    now: datetime
+    zone: ZoneInfo
+    max_instances: int
+    last_n: int | None = None
+    aggregation: Aggregation | None = None
+    gap_fill: str | None = None
+    #: "postgres" (observation_rollups) or "timescaledb" (observations_hourly).
+    backend: str = "postgres"
+
+    @property
+    def start(self) -> datetime | None:
+        """The window start, None when open."""
+        return self.window.start if self.window is not None else None
+
+    @property
+    def end(self) -> datetime | None:
+        """The window end, None when open."""
+        return self.window.end if self.window is not None else None
+
+    @property
+    def attribute_list(self) -> list[str] | None:
+        """The attributes as the store takes them."""
+        return list(self.attributes) if self.attributes is not None else None
+
+
+@dataclass(slots=True)
+class InstanceAnswer:
+    """The instances of every series, and the Content-Range when they were capped."""
+
+    series: dict[SeriesKey, Series]
+    content_range: str | None = None
+
+
+@dataclass(slots=True)
+class AggregatedAnswer:
+    """Per series one value per period between `edges`; how it was computed."""
+
+    edges: np.ndarray
+    series: dict[SeriesKey, AggregatedSeries]
+    content_range: str | None = None
+    path: str = "raw"
+
+
+def as_datetime(moment: np.datetime64) -> datetime:
+    """A datetime64 (UTC) as an aware datetime."""
+    micros = int(np.asarray(moment, dtype="datetime64[us]").astype(np.int64))
+    return EPOCH + timedelta(microseconds=micros)
+
+
+async def read_instances(
+    conn: AsyncConnection[Any], tenant: str, entity_ids: Sequence[str], request: HistoryRequest
+) -> InstanceAnswer:
+    """The instances in the window (lastN newest, or all), capped per clause 6.3.10."""
+    if not entity_ids:
+        return InstanceAnswer({})
+    limit, last_n = request.max_instances, request.last_n
+    args = (conn, tenant, entity_ids, request.attribute_list)
+    if last_n is None:
+        found = await fetch_first_n(*args, limit + 1, request.start, request.end)
+        answer, cut = cap_forward(found, limit)
+    else:
+        found = await fetch_last_n(*args, min(last_n, limit + 1), request.start, request.end)
+        answer, cut = cap_backward(found, limit) if last_n > limit else (found, False)
+    if not cut:
+        return InstanceAnswer(answer)
+    return InstanceAnswer(answer, content_range(answer, request.window, last_n))
+
+
+def rollups_usable(aggregation: Aggregation, window: TimeWindow | None, zone: ZoneInfo) -> bool:
+    """Whether hourly rollups can answer: methods, period and window bounds all fit."""
+    if not aggregation.rollups_suffice or not aggregation.period.hour_aligned(zone):
+        return False
+    bounds = [b for b in (window.start, window.end) if b is not None] if window else []
+    return all(bound == floor_hour(bound) for bound in bounds)
+
+
+async def read_aggregated(
+    conn: AsyncConnection[Any],
+    tenant: str,
+    entity_ids: Sequence[str],
+    request: HistoryRequest,
+    shown: Callable[[str], str],
+) -> AggregatedAnswer:
+    """Every series aggregated per period (clause 4.5.19); `shown` names attributes in errors."""
+    aggregation = request.aggregation
+    if aggregation is None:
+        raise ValueError("read_aggregated needs an aggregation")
+    if not entity_ids:
+        return AggregatedAnswer(np.empty(0, dtype="datetime64[us]"), {})
+    if rollups_usable(aggregation, request.window, request.zone):
+        answer = await _from_rollups(conn, tenant, entity_ids, request, aggregation)
+        if answer is not None:
+            return answer
+    return await _from_raw(conn, tenant, entity_ids, request, aggregation, shown)
+
+
+def _edges(
+    request: HistoryRequest, oldest: np.datetime64 | None, newest: np.datetime64 | None
+) -> tuple[np.ndarray, str | None]:
+    """The (capped) period edges for the window, open bounds made concrete from the data."""
+    aggregation = request.aggregation
+    assert aggregation is not None
+    start = request.start
+    if start is None:
+        if oldest is None:
+            return np.empty(0, dtype="datetime64[us]"), None
+        start = floor_hour(as_datetime(oldest))
+    end = request.end
+    if end is None:
+        latest = max(request.now, as_datetime(newest)) if newest is not None else request.now
+        end = floor_hour(latest) + HOUR
+    edges = period_edges(start, end, aggregation.period, request.zone)
+    return cap_periods(edges, request.max_instances)
+
+
+def _finish(
+    results: dict[str, np.ma.MaskedArray],
+    edges: np.ndarray,
+    gap_fill: str | None,
+    decode: list[Any] | None = None,
+) -> dict[str, list[Any]]:
+    """Masked results as lists (None where empty), gaps filled, codes decoded."""
+    finished = {}
+    for method, result in results.items():
+        if gap_fill is not None and method not in COUNTS and decode is None:
+            result = fill_gaps(edges, result, gap_fill)
+        values = result.tolist()
+        if decode is not None and method in ("min", "max"):
+            values = [None if v is None else decode[int(v)] for v in values]
+        finished[method] = values
+    return finished
+
+
+def _in_ranges(buckets: np.ndarray, ranges: Sequence[TimeRange]) -> np.ndarray:
+    inside = np.zeros(len(buckets), dtype=bool)
+    for low, high in ranges:
+        low64 = np.datetime64(low.astimezone(UTC).replace(tzinfo=None), "us")
+        high64 = np.datetime64(high.astimezone(UTC).replace(tzinfo=None), "us")
+        inside |= (buckets >= low64) & (buckets < high64)
+    return inside
+
+
+async def _from_rollups(
+    conn: AsyncConnection[Any],
+    tenant: str,
+    entity_ids: Sequence[str],
+    request: HistoryRequest,
+    aggregation: Aggregation,
+) -> AggregatedAnswer | None:
+    """Hourly rollups, pending hours from raw rows; None when rollups cannot answer."""
+    attributes, start, end = request.attribute_list, request.start, request.end
+    stored = await fetch_rollups(conn, request.backend, tenant, entity_ids, attributes, start, end)
+    if any(not np.array_equal(r.observation_counts, r.value_counts) for r in stored.values()):
+        return None  # values that are not numbers: only the raw path aggregates them
+    pending = await pending_overlaps_async(conn, tenant, start, end)
+    fresh: dict[SeriesKey, list[Rollups]] = defaultdict(list)
+    for low, high in pending:
+        low = max(low, start) if start is not None else low
+        high = min(high, end) if end is not None else high
+        raw = await fetch_raw(conn, tenant, entity_ids, attributes, low, high)
+        for key, part in raw.items():
+            if part.others is not None:
+                return None
+            fresh[key].append(rollup_hours(part.times, part.values))
+    hours: dict[SeriesKey, Rollups] = {}
+    for key in stored.keys() | fresh.keys():
+        parts = list(fresh.get(key, []))
+        if key in stored:
+            r = stored[key]
+            keep = ~_in_ranges(r.buckets, pending)
+            columns = (r.buckets, r.value_counts, r.sums, r.sum_squares, r.mins, r.maxs)
+            parts.append(Rollups(*(column[keep] for column in columns)))
+        merged = Rollups(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+        if len(merged.buckets):
+            hours[key] = merged
+    oldest = min((h.buckets.min() for h in hours.values()), default=None)
+    newest = max((h.buckets.max() for h in hours.values()), default=None)
+    edges, cut = _edges(request, oldest, newest)
+    if len(edges) and not is_hour_aligned(edges):
+        return None
+    series: dict[SeriesKey, AggregatedSeries] = {}
+    for key, h in hours.items():
+        results = combine_rollups(*h, edges, aggregation.methods)
+        series[key] = AggregatedSeries("Property", _finish(results, edges, request.gap_fill))
+    return AggregatedAnswer(edges, series, cut, "rollups")
+
+
+async def _from_raw(
+    conn: AsyncConnection[Any],
+    tenant: str,
+    entity_ids: Sequence[str],
+    request: HistoryRequest,
+    aggregation: Aggregation,
+    shown: Callable[[str], str],
+) -> AggregatedAnswer:
+    """Raw arrays through numpy."""
+    found = await fetch_raw(
+        conn, tenant, entity_ids, request.attribute_list, request.start, request.end
+    )
+    views = {key: value_view(series) for key, series in found.items()}
+    for (_, attribute, _), view in views.items():
+        check_eligible(aggregation, view.kind, shown(attribute))
+        refused = NOT_COMPUTED.get(view.kind, set()) & set(aggregation.methods)
+        if refused:
+            raise NgsiError(
+                ErrorType.OPERATION_NOT_SUPPORTED,
+                f"{', '.join(sorted(refused))} of {view.kind} values ({shown(attribute)!r})"
+                " are not computed by this broker",
+            )
+    oldest = min((s.times[0] for s in found.values() if len(s.times)), default=None)
+    newest = max((s.times[-1] for s in found.values() if len(s.times)), default=None)
+    edges, cut = _edges(request, oldest, newest)
+    series: dict[SeriesKey, AggregatedSeries] = {}
+    for key, view in views.items():
+        results = aggregate(found[key].times, view.values, edges, aggregation.methods)
+        finished = _finish(results, edges, request.gap_fill, view.decode)
+        series[key] = AggregatedSeries(view.attribute_type, finished)
+    return AggregatedAnswer(edges, series, cut, "raw")
+
+
+@dataclass(frozen=True, slots=True)
+class ValueView:
+    """A series' values as numbers numpy can aggregate."""
+
+    #: The kind of table 4.5.19.1-1..3 (Number, Boolean, String, DateTime, Object ...).
+    kind: str
+    #: The attribute type shown (Property, Relationship ...).
+    attribute_type: str
+    values: np.ndarray
+    #: For values aggregated through codes: the value of each code (min and max show it).
+    decode: list[Any] | None = None
+
+
+def _kind(contents: list[Any], types: set[str]) -> str:
+    if types == {"Relationship"}:
+        return "Relationship"
+    if all(isinstance(c, bool) for c in contents):
+        return "Boolean"
+    if all(isinstance(c, str) for c in contents):
+        return "String"
+    if all(
+        isinstance(c, dict) and c.get("@type") in ("DateTime", "Date", "Time") for c in contents
+    ):
+        found = {c["@type"] for c in contents}
+        return found.pop() if len(found) == 1 else "Object"
+    if all(isinstance(c, list) for c in contents):
+        return "Array"
+    return "Object"
+
+
+def _code_key(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict) and isinstance(content.get("@value"), str):
+        return content["@value"]
+    return orjson.dumps(content, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def value_view(series: Series) -> ValueView:
+    """The numbers to aggregate for one series (see the module docstring)."""
+    if series.others is None:
+        return ValueView("Number", "Property", series.values)
+    decoded = [
+        decode_value(number, other)
+        for number, other in zip(series.values.tolist(), series.others, strict=True)
+    ]
+    contents = [content for _, _, content in decoded]
+    kind = _kind(contents, {attribute_type for attribute_type, _, _ in decoded})
+    attribute_type = decoded[-1][0] if decoded else "Property"
+    if kind == "Boolean":
+        return ValueView(kind, attribute_type, np.array(contents, dtype=np.float64), [False, True])
+    keys = [_code_key(content) for content in contents]
+    distinct, codes = np.unique(np.array(keys, dtype=object), return_inverse=True)
+    first: dict[str, Any] = {}
+    for key, content in zip(keys, contents, strict=True):
+        first.setdefault(key, content)
+    decode = [first[key] for key in distinct.tolist()]
+    return ValueView(kind, attribute_type, codes.astype(np.float64), decode)
