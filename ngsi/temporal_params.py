@@ -313,9 +313,9 @@ def check_eligible(aggregation: Aggregation, kind: str, attribute: str) -> None:
 
 
 def parse_gap_fill(text: str | None) -> str | None:
-    """The Stadspuls `fill` extension: how empty periods are shown (null, previous, linear)."""
+    """The Stadspuls `gapFill` extension: how empty periods are shown (null, previous, linear)."""
     if text is None:
         return None
     if text not in GAP_FILLS:
-        raise bad_request(f"fill must be one of {', '.join(GAP_FILLS)}, not {text!r}")
+        raise bad_request(f"gapFill must be one of {', '.join(GAP_FILLS)}, not {text!r}")
     return text

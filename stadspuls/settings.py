@@ -6,6 +6,7 @@ import socket
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -142,6 +143,17 @@ class Settings(BaseSettings):
     #: Most instances per attribute (or aggregation periods) in one temporal answer; more
     #: are answered 206 Partial Content with a Content-Range to page on (clause 6.3.10).
     temporal_max_instances: int = Field(default=10_000, ge=1)
+
+    @field_validator("temporal_time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name like Europe/Brussels)"
+            ) from error
+        return value
 
     @field_validator("mqtt_url")
     @classmethod

@@ -344,5 +344,5 @@ def test_gap_fill(text: str | None, expected: str | None) -> None:
 
 @pytest.mark.parametrize("text", ["", "zero", "Linear", "locf"])
 def test_gap_fill_errors(text: str) -> None:
-    with pytest.raises(NgsiError, match="fill must be one of"):
+    with pytest.raises(NgsiError, match="gapFill must be one of"):
         parse_gap_fill(text)
