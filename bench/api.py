@@ -586,10 +586,10 @@ def measure(database_url: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def verdict(results: dict[str, Any]) -> dict[str, Any]:
-    """Overhead ratios against the SQL baseline, the best worker count, and pass/fail."""
+    """Overhead ratios against the SQL baseline, pass/fail per worker count, and the best
+    worker count: the one meeting most targets, then the one furthest above them."""
     sql = results["sql"]
     runs = {k: v for k, v in results.items() if k.startswith("workers_")}
-    best = max(runs, key=lambda k: runs[k]["query"]["requests_per_second"])
     overhead = {}
     for run, figures in runs.items():
         for kind in ("get_by_id", "query"):
@@ -601,17 +601,27 @@ def verdict(results: dict[str, Any]) -> dict[str, Any]:
                     api["requests_per_second"] / base["queries_per_second"], 3
                 ),
             }
-    figures = runs[best]
+    passed = {run: _passed(figures) for run, figures in runs.items()}
+
+    def merit(run: str) -> tuple[int, float]:
+        get, query = runs[run]["get_by_id"], runs[run]["query"]
+        headroom = get["requests_per_second"] / TARGETS["get_by_id_requests_per_second"]
+        headroom += query["requests_per_second"] / TARGETS["query_requests_per_second"]
+        return sum(passed[run].values()), headroom
+
+    best = max(runs, key=merit)
+    return {"overhead": overhead, "passed_per_run": passed, "best": best, "passed": passed[best]}
+
+
+def _passed(figures: dict[str, Any]) -> dict[str, bool]:
     upsert = max(figures["batch_upsert"][k]["median_s"] for k in ("create", "replace"))
-    passed = {
-        "get_by_id": figures["get_by_id"]["requests_per_second"]
-        >= TARGETS["get_by_id_requests_per_second"],
-        "query_throughput": figures["query"]["requests_per_second"]
-        >= TARGETS["query_requests_per_second"],
-        "query_p95": figures["query"]["p95_ms"] < TARGETS["query_p95_ms"],
+    get, query = figures["get_by_id"], figures["query"]
+    return {
+        "get_by_id": get["requests_per_second"] >= TARGETS["get_by_id_requests_per_second"],
+        "query_throughput": query["requests_per_second"] >= TARGETS["query_requests_per_second"],
+        "query_p95": query["p95_ms"] < TARGETS["query_p95_ms"],
         "batch_upsert": upsert < TARGETS["batch_upsert_2000_seconds"],
     }
-    return {"overhead": overhead, "best": best, "passed": passed}
 
 
 def report(results: dict[str, Any], out: Path) -> None:

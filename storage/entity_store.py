@@ -9,7 +9,7 @@ with ingest's (storage/entities.py), which locks the same rows. Every write keep
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -194,6 +194,8 @@ class EntityStore:
         self, tenant: str, selection: EntityFilter, limit: int | None, offset: int = 0
     ) -> list[StoredEntity]:
         """The selected entities ordered by id; `limit` None for all of them."""
+        if isinstance(selection.types, TypeName) and limit is not None:
+            return await self._page_of_type(tenant, selection, selection.types, limit, offset)
         query = sql.SQL("SELECT {} FROM entities AS e WHERE {} ORDER BY e.id").format(
             _COLUMNS, _where(tenant, selection)
         )
@@ -201,6 +203,33 @@ class EntityStore:
             query += sql.SQL(" LIMIT {}").format(sql.Literal(limit))
         if offset:
             query += sql.SQL(" OFFSET {}").format(sql.Literal(offset))
+        cursor = await self.conn.execute(query)
+        return [_row_entity(row) for row in await cursor.fetchall()]
+
+    async def _page_of_type(
+        self, tenant: str, selection: EntityFilter, name: TypeName, limit: int, offset: int
+    ) -> list[StoredEntity]:
+        """A page of one type's entities: those whose first type it is, from the (tenant,
+        type, id) index in id order, merged with the few that have it as a further type
+        (type_condition's OR would make PostgreSQL walk every entity of the tenant)."""
+        iri = sql.Literal(selection.expand(name.name))
+        rest = _where(tenant, replace(selection, types=None))
+        first = sql.Literal(limit + offset)
+        query = sql.SQL(
+            "SELECT {columns} FROM ("
+            "(SELECT {columns} FROM entities AS e WHERE {rest} AND e.type = {iri}"
+            " ORDER BY e.id LIMIT {first})"
+            " UNION ALL (SELECT {columns} FROM entities AS e WHERE {rest}"
+            " AND e.extra_types <> '{{}}' AND e.type <> {iri} AND {iri} = ANY(e.extra_types)"
+            " ORDER BY e.id LIMIT {first})) AS e ORDER BY e.id LIMIT {limit} OFFSET {offset}"
+        ).format(
+            columns=_COLUMNS,
+            rest=rest,
+            iri=iri,
+            first=first,
+            limit=sql.Literal(limit),
+            offset=sql.Literal(offset),
+        )
         cursor = await self.conn.execute(query)
         return [_row_entity(row) for row in await cursor.fetchall()]
 

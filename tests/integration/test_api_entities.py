@@ -324,9 +324,22 @@ def test_type_selection_language(api):
         return [e["id"] for e in found]
 
     assert ids("A") == ["urn:x:a", "urn:x:both"]
+    assert ids("B") == ["urn:x:both"]  # B is a further type of urn:x:both
     assert ids("A;B") == ["urn:x:both"]
     assert ids("B,C") == ["urn:x:both", "urn:x:c"]
     assert ids("(A;B)|C") == ["urn:x:both", "urn:x:c"]
+    second_b = {"id": "urn:x:b0", "type": "B", "p": {"value": 2}}
+    assert api.post("/ngsi-ld/v1/entities", json=second_b).status_code == 201
+    pages = [
+        [
+            e["id"]
+            for e in api.get(
+                "/ngsi-ld/v1/entities", params={"type": "B", "limit": 1, "offset": offset}
+            ).json()
+        ]
+        for offset in range(3)
+    ]
+    assert pages == [["urn:x:b0"], ["urn:x:both"], []]  # one id order across both branches
 
 
 def test_entities_written_by_ingest_are_visible(api, api_database, tenant):
