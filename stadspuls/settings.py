@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     #: ... and the most it may ask for; more is answered with TooManyResults.
     api_max_limit: int = 1000
     #: Request bodies larger than this are refused with 413.
-    api_max_body_bytes: int = 2 * 1024 * 1024
+    api_max_body_bytes: int = 8 * 1024 * 1024
     #: Entities in one /entityOperations call.
     api_max_batch_entities: int = 10_000
     #: Seconds to wait for a user @context that has to be fetched (then LdContextNotAvailable).

@@ -172,7 +172,7 @@ def test_body_errors(api):
         415,
         "UnsupportedMediaType",
     )
-    huge = {**STATION, "blob": {"type": "Property", "value": "x" * (3 * 1024 * 1024)}}
+    huge = {**STATION, "blob": {"type": "Property", "value": "x" * (9 * 1024 * 1024)}}
     problem(api.post(url, json=huge), 413, "PayloadTooLarge")
 
 
