@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import psutil
 import pytest
 
+from ngsi.vocabulary import IngestVocabulary
 from stadspuls.embedded import Mosquitto
 from stadspuls.publisher import publish_all
 from stadspuls.simulator import message_stream
@@ -63,7 +64,11 @@ def test_messages_of_each_profile_are_stored_exactly_once_even_when_published_tw
     assert worker.stats.dead_letters == 0
     assert_stored_exactly(ingest_database, expected)
     with connect(ingest_database) as conn:
-        devices = count(conn, "SELECT count(*) FROM entities WHERE type = 'Device'")
+        devices = count(
+            conn,
+            "SELECT count(*) FROM entities WHERE type = %s",
+            (IngestVocabulary().entity_type("Device"),),
+        )
         activity = count(conn, "SELECT sum(messages) FROM device_activity")
     assert devices == 3
     assert activity == 120
