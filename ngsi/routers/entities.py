@@ -3,7 +3,7 @@ their attributes (ETSI GS CIM 009, 5.6 and 5.7; HTTP binding 6.4-6.7)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -14,6 +14,7 @@ from ngsi.access import read_access, write_access
 from ngsi.entity_input import AttributeReader, is_uri, read_attributes, read_entity, read_types
 from ngsi.entity_output import Renderer
 from ngsi.entity_update import (
+    UpdateResult,
     append_attributes,
     delete_attribute,
     merge_entity,
@@ -288,6 +289,26 @@ async def _locked(store: EntityStore, tenant: str, entity_id: str) -> StoredEnti
     return entity
 
 
+async def change_entity(
+    request: Request, entity_id: str, change: Callable[[StoredEntity], bool | None]
+) -> None:
+    """Lock the entity, let `change` alter it, and save it unless `change` says False."""
+    async with store_of(request, write=True) as store:
+        tenant = await require_tenant(request, store)
+        entity = await _locked(store, tenant, entity_id)
+        if change(entity) is not False:
+            await store.save(tenant, entity)
+
+
+def attributes_body(body: Any, entity_id: str) -> dict[str, Any]:
+    """A body of attributes for `entity_id`: an object whose id, if any, is the path's."""
+    if not isinstance(body, dict):
+        raise bad_request("the body must be a JSON object of attributes")
+    if body.get("id", entity_id) != entity_id:
+        raise bad_request(f"the body's id {body.get('id')!r} is not the path's {entity_id!r}")
+    return body
+
+
 @router.patch(
     "/entities/{entity_id}",
     status_code=204,
@@ -299,20 +320,16 @@ async def _locked(store: EntityStore, tenant: str, entity_id: str) -> StoredEnti
 async def merge_entity_route(request: Request, entity_id: str) -> Response:
     """Merge attributes into an entity (5.6.17); `urn:ngsi-ld:null` deletes one."""
     check_id(entity_id)
-    body, context = await read_body(request, merge_patch=True)
-    if not isinstance(body, dict):
-        raise bad_request("a merge body must be a JSON object")
-    if body.get("id", entity_id) != entity_id:
-        raise bad_request(f"the body's id {body.get('id')!r} is not the path's {entity_id!r}")
+    raw, context = await read_body(request, merge_patch=True)
+    body = attributes_body(raw, entity_id)
     incoming = read_attributes(body, AttributeReader(context.expand))
-    async with store_of(request, write=True) as store:
-        tenant = await require_tenant(request, store)
-        entity = await _locked(store, tenant, entity_id)
-        if "type" in body:
-            added = read_types(body["type"], context.expand)
-            entity.types = list(dict.fromkeys(entity.types + added))
+    added = read_types(body["type"], context.expand) if "type" in body else []
+
+    def merge(entity: StoredEntity) -> None:
+        entity.types = list(dict.fromkeys(entity.types + added))
         merge_entity(entity, incoming)
-        await store.save(tenant, entity)
+
+    await change_entity(request, entity_id, merge)
     return Response(status_code=204)
 
 
@@ -353,21 +370,19 @@ async def _change_attributes(
     request: Request, entity_id: str, *, append: bool, overwrite: bool
 ) -> Response:
     check_id(entity_id)
-    body, context = await read_body(request)
-    if not isinstance(body, dict):
-        raise bad_request("the attributes must be a JSON object")
-    if body.get("id", entity_id) != entity_id:
-        raise bad_request(f"the body's id {body.get('id')!r} is not the path's {entity_id!r}")
-    incoming = read_attributes(body, AttributeReader(context.expand))
-    async with store_of(request, write=True) as store:
-        tenant = await require_tenant(request, store)
-        entity = await _locked(store, tenant, entity_id)
+    raw, context = await read_body(request)
+    incoming = read_attributes(attributes_body(raw, entity_id), AttributeReader(context.expand))
+    results: list[UpdateResult] = []
+
+    def change(entity: StoredEntity) -> bool:
         if append:
-            result = append_attributes(entity, incoming, overwrite=overwrite)
+            results.append(append_attributes(entity, incoming, overwrite=overwrite))
         else:
-            result = update_attributes(entity, incoming)
-        if result.updated:
-            await store.save(tenant, entity)
+            results.append(update_attributes(entity, incoming))
+        return bool(results[0].updated)
+
+    await change_entity(request, entity_id, change)
+    (result,) = results
     if result.not_updated:
         return json_response(result.body(context.compact), request, context, status=207)
     return Response(status_code=204)
@@ -386,11 +401,10 @@ async def patch_attr(request: Request, entity_id: str, attribute: str) -> Respon
     check_id(entity_id)
     body, context = await read_body(request)
     reader = AttributeReader(context.expand)
-    async with store_of(request, write=True) as store:
-        tenant = await require_tenant(request, store)
-        entity = await _locked(store, tenant, entity_id)
-        patch_attribute(entity, context.expand(attribute), attribute, body, reader)
-        await store.save(tenant, entity)
+    name = context.expand(attribute)
+    await change_entity(
+        request, entity_id, lambda e: patch_attribute(e, name, attribute, body, reader)
+    )
     return Response(status_code=204)
 
 
@@ -407,11 +421,8 @@ async def put_attr(request: Request, entity_id: str, attribute: str) -> Response
     check_id(entity_id)
     body, context = await read_body(request)
     new = AttributeReader(context.expand).attribute(attribute, body)
-    async with store_of(request, write=True) as store:
-        tenant = await require_tenant(request, store)
-        entity = await _locked(store, tenant, entity_id)
-        replace_attribute(entity, context.expand(attribute), attribute, new)
-        await store.save(tenant, entity)
+    name = context.expand(attribute)
+    await change_entity(request, entity_id, lambda e: replace_attribute(e, name, attribute, new))
     return Response(status_code=204)
 
 
@@ -434,9 +445,8 @@ async def delete_attr(
     if datasetId is not None and not is_uri(datasetId):
         raise bad_request(f"datasetId must be a URI, not {datasetId!r}")
     context = await link_context(request)
-    async with store_of(request, write=True) as store:
-        tenant = await require_tenant(request, store)
-        entity = await _locked(store, tenant, entity_id)
-        delete_attribute(entity, context.expand(attribute), attribute, datasetId, deleteAll)
-        await store.save(tenant, entity)
+    name = context.expand(attribute)
+    await change_entity(
+        request, entity_id, lambda e: delete_attribute(e, name, attribute, datasetId, deleteAll)
+    )
     return Response(status_code=204)
