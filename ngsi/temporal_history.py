@@ -44,8 +44,8 @@ from ngsi.temporal_output import AggregatedSeries, decode_value
 from ngsi.temporal_paging import cap_backward, cap_forward, cap_periods, content_range
 from ngsi.temporal_params import Aggregation, TimeWindow, check_eligible
 from storage.rollups import HOUR, TimeRange, floor_hour, pending_overlaps_async
-from storage.temporal_store import Series, SeriesKey, fetch_last_n, fetch_raw, fetch_rollups
-from storage.temporal_support import fetch_first_n
+from storage.temporal_reads import fetch_first_n, fetch_last_n, fetch_raw, fetch_rollups
+from storage.temporal_series import Series, SeriesKey
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Methods a kind of value has, but that codes cannot compute (clause 4.5.19.1 leaves their

@@ -2,7 +2,7 @@
 
 - normalized temporal representation (clause 4.5.9): each attribute is an array of its
   instances, oldest first, with `value` (or `object`, `languageMap` ... by attribute type),
-  `observedAt`, `unitCode`, `datasetId` and `instanceId` (storage/temporal_store.py derives
+  `observedAt`, `unitCode`, `datasetId` and `instanceId` (storage/temporal_series.py derives
   it from the row's key). Instances of several datasetIds are listed datasetId by datasetId.
 - simplified temporal representation, `temporalValues` (clause 4.5.18): per attribute
   `{"type": "Property", "values": [[value, observedAt], ...]}`; the member is `objects` for a
@@ -30,7 +30,7 @@ from ngsi.context import ActiveContext
 from ngsi.entity_input import PROPERTY_KINDS, is_geometry
 from ngsi.errors import bad_request
 from ngsi.temporal_input import WRAPPED_KINDS
-from storage.temporal_store import Series, SeriesKey, instance_ids
+from storage.temporal_series import Series, SeriesKey, instance_ids
 
 #: Table 4.5.18-1: the member holding the [value, time] pairs of each attribute type.
 SIMPLIFIED_MEMBERS = {

@@ -29,7 +29,7 @@ import numpy as np
 
 from ngsi.temporal_output import iso, iso_times
 from ngsi.temporal_params import TimeWindow
-from storage.temporal_store import Series, SeriesKey
+from storage.temporal_series import Series, SeriesKey
 
 Answer = dict[SeriesKey, Series]
 

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ngsi.access import AccessControl
 from ngsi.context import ContextResolver
 from ngsi.errors import ErrorType, NgsiError
-from ngsi.routers import batch, contexts, discovery, entities, temporal
+from ngsi.routers import batch, contexts, discovery, entities, query_operation, temporal
 from storage.context_store import hosted_loader
 from storage.geosql import postgis_available_async
 
@@ -162,5 +162,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(contexts.router)
     app.include_router(discovery.router)
     app.include_router(batch.router)
+    app.include_router(query_operation.router)
     app.include_router(temporal.router)
     return app

@@ -14,7 +14,7 @@ Two formats, told apart by the file name (`.csv`, else JSON):
 The whole file is checked first; every invalid line (CSV) or entity (JSON, by the line it
 starts on) is reported, and nothing is written from a file with errors unless
 `--skip-invalid`. Then the instances are written in batches, each in one transaction
-through storage/temporal_store.py (so rollups are kept, `rollup_pending`), and the newest
+through storage/temporal_writes.py (so rollups are kept, `rollup_pending`), and the newest
 instance of each attribute also goes into the entity's latest state in `entities` (created
 when absent; never replacing a newer value), as the temporal API's writes do.
 """
@@ -41,8 +41,7 @@ from ngsi.temporal_input import TemporalFragment, read_temporal_entity
 from ngsi.temporal_params import parse_datetime
 from ngsi.vocabulary import IngestVocabulary
 from storage.entity_store import EntityStore
-from storage.temporal_store import ensure_partitions, insert_instances
-from storage.temporal_support import merge_latest_state
+from storage.temporal_writes import ensure_partitions, insert_instances, merge_latest_state
 
 from .settings import Settings
 from .wiring import prepare_database

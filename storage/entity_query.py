@@ -3,9 +3,13 @@
 Everything is SQL when it can be: type, id, idPattern, attrs and q always; the geo-query too
 when the database has PostGIS. Without PostGIS a bounding-box prefilter runs in SQL and the
 exact geometry test in Python (shapely), so the answer is the same, only slower.
+Several selectors OR'ed (the `entities` of a Query body) run as one statement.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
 
 import psycopg
 from psycopg import sql
@@ -13,7 +17,7 @@ from psycopg import sql
 from ngsi.errors import bad_request
 from ngsi.geo import entity_matches
 from ngsi.query import EntityQuery
-from storage.entity_store import EntityFilter, EntityStore, StoredEntity
+from storage.entity_store import EntityFilter, EntityStore, StoredEntity, selector_parts
 from storage.geosql import compile_geo, prefilter_without_postgis
 from storage.qsql import compile_q
 
@@ -40,6 +44,23 @@ def entity_filter(query: EntityQuery, *, postgis: bool) -> EntityFilter:
     )
 
 
+def union_filter(queries: Sequence[EntityQuery], *, postgis: bool) -> EntityFilter:
+    """The SQL side of one query, or of several that share attrs, q and geo but no single
+    EntityQuery can express: one filter whose WHERE ORs their type, id and idPattern."""
+    if len(queries) == 1:
+        return entity_filter(queries[0], postgis=postgis)
+    shared = replace(queries[0], ids=(), id_pattern=None, types=None)
+    selection = entity_filter(shared, postgis=postgis)
+    alternatives = [
+        sql.SQL("({})").format(
+            sql.SQL(" AND ").join(selector_parts(q.types, q.expand, q.ids, q.id_pattern))
+        )
+        for q in queries
+    ]
+    selection.conditions.append(sql.SQL("({})").format(sql.SQL(" OR ").join(alternatives)))
+    return selection
+
+
 async def run_query(
     store: EntityStore,
     tenant: str,
@@ -51,13 +72,29 @@ async def run_query(
     postgis: bool,
 ) -> tuple[list[StoredEntity], int | None]:
     """One page of the query's entities (ordered by id) and, if asked, how many in all."""
-    selection = entity_filter(query, postgis=postgis)
+    return await run_queries(store, tenant, [query], limit, offset, count, postgis=postgis)
+
+
+async def run_queries(
+    store: EntityStore,
+    tenant: str,
+    queries: Sequence[EntityQuery],
+    limit: int,
+    offset: int,
+    count: bool,
+    *,
+    postgis: bool,
+) -> tuple[list[StoredEntity], int | None]:
+    """One page of the entities any of `queries` selects (ordered by id; see union_filter)
+    and, if asked, how many in all."""
+    selection = union_filter(queries, postgis=postgis)
+    geo, expand = queries[0].geo, queries[0].expand
     try:
-        if query.geo is not None and not postgis:
+        if geo is not None and not postgis:
             matching = [
                 entity
                 for entity in await store.stream(tenant, selection)
-                if entity_matches(query.geo, entity.attributes, query.expand)
+                if entity_matches(geo, entity.attributes, expand)
             ]
             return matching[offset : offset + limit], len(matching) if count else None
         page = await store.query(tenant, selection, limit, offset) if limit else []

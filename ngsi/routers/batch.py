@@ -1,5 +1,5 @@
-"""`/ngsi-ld/v1/entityOperations`: batch create, upsert, update and delete, and query by POST
-(ETSI GS CIM 009 v1.8, 5.6.7-5.6.10 and 5.7.2; HTTP binding 6.14-6.18 and 6.23).
+"""`/ngsi-ld/v1/entityOperations`: batch create, upsert, update and delete (ETSI GS CIM 009
+v1.8, 5.6.7-5.6.10; HTTP binding 6.14-6.18); query by POST is in query_operation.py.
 
 A batch is one transaction with one timestamp for all its entities (5.5.11.0) and takes a
 handful of statements whatever its size. Each entity succeeds or fails alone: one that is
@@ -15,15 +15,13 @@ reports ResourceNotFound for the others. Orion-LD does the same.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import orjson
-import psycopg
 from fastapi import APIRouter, Depends, Query, Request, Response
-from psycopg import sql
 
-from ngsi.access import read_access, write_access
+from ngsi.access import write_access
 from ngsi.context import ActiveContext
 from ngsi.entity_input import (
     AttributeReader,
@@ -33,30 +31,21 @@ from ngsi.entity_input import (
     read_scope,
     read_types,
 )
-from ngsi.entity_output import Renderer
 from ngsi.entity_update import append_attributes
 from ngsi.errors import ErrorType, NgsiError, bad_request, invalid_request, not_found
-from ngsi.geo import entity_matches
-from ngsi.query import EntityQuery
 from ngsi.routers.common import (
-    GEO_JSON,
     JSON,
     JSON_LD,
-    json_response,
     read_body,
-    representation,
     require_tenant,
     resolver,
-    response_type,
     tenant_of,
 )
-from ngsi.routers.entities import answer_query, store_of
-from storage.entity_query import entity_filter
-from storage.entity_store import EntityStore, StoredEntity, selector_parts
+from ngsi.routers.entities import store_of
+from storage.entity_store import EntityStore, StoredEntity
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["Batch operations"])
 Writer = Depends(write_access)
-Reader = Depends(read_access)
 OptionalText = Annotated[str | None, Query()]
 
 
@@ -344,177 +333,3 @@ async def _read_ids(request: Request) -> list[Any]:
     except orjson.JSONDecodeError as error:
         raise invalid_request(f"the body is not valid JSON: {error}") from None
     return _array(request, body, "entity ids")
-
-
-#: Members of the Query data type (5.2.23) this broker answers ...
-QUERY_MEMBERS = frozenset({"type", "entities", "attrs", "q", "geoQ", "lang", "pick", "omit"})
-#: ... and those it does not, refused rather than ignored (ignoring one widens the answer).
-UNSUPPORTED_QUERY_MEMBERS = frozenset({"scopeQ", "temporalQ", "csf", "join", "joinLevel"})
-SELECTOR_MEMBERS = {"id": "ids", "idPattern": "id_pattern", "type": "types"}
-
-
-@router.post("/entityOperations/query", dependencies=[Reader], summary="Query entities (POST)")
-async def query_by_post(
-    request: Request,
-    limit: Annotated[int | None, Query(ge=0)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    count: bool = False,
-    options: OptionalText = None,
-    format: OptionalText = None,
-    lang: OptionalText = None,
-    geometryProperty: OptionalText = None,
-) -> Response:
-    """Query entities with a Query body (5.7.2, 6.23), answered exactly as GET /entities;
-    the `entities` selectors are OR'ed, and `limit`, `offset`, `count`, `options`, `format`
-    and `lang` come from the URL as for GET (`lang` in the body wins)."""
-    media_type = response_type(request, geo=True)
-    body, context = await read_body(request)
-    if not isinstance(body, dict) or body.get("type") != "Query":
-        raise bad_request('the body must be a Query: a JSON object with "type": "Query"')
-    members = set(body) - {"@context"}
-    if members & UNSUPPORTED_QUERY_MEMBERS:
-        raise NgsiError(
-            ErrorType.OPERATION_NOT_SUPPORTED,
-            f"this broker does not support {sorted(members & UNSUPPORTED_QUERY_MEMBERS)}",
-        )
-    if members - QUERY_MEMBERS:
-        raise bad_request(f"a Query has no member {sorted(members - QUERY_MEMBERS)[0]!r}")
-    rep = representation(
-        context,
-        options=options,
-        format=format,
-        attrs=_names(body, "attrs"),
-        pick=_names(body, "pick"),
-        omit=_names(body, "omit"),
-        lang=_text(body, "lang") or lang,
-        geometry_property=geometryProperty,
-    )
-    geo = body.get("geoQ", {})
-    if not isinstance(geo, dict):
-        raise bad_request("geoQ must be a JSON object (a GeoQuery)")
-    geo_parameters = (geo.get("georel"), geo.get("geometry"), geo.get("coordinates"))
-    selectors = _selectors(body.get("entities"))
-
-    def build(selector: dict[str, Any]) -> EntityQuery:
-        return EntityQuery.from_parameters(
-            context,
-            **selector,
-            attributes=rep.attributes,
-            q=_text(body, "q"),
-            geo=(*geo_parameters, geo.get("geoproperty")),
-        )
-
-    combined = _combined(selectors)
-    if combined is not None:
-        query = build(combined)
-        return await answer_query(request, query, context, rep, media_type, limit, offset, count)
-    queries = [build(selector) for selector in selectors]
-    page_size = _page_size(request, limit, count)
-    page, total = await _run_union(request, queries, page_size, offset, count)
-    headers = {"NGSILD-Results-Count": str(total)} if total is not None else {}
-    renderer = Renderer(context, rep)
-    if media_type == GEO_JSON:
-        features = renderer.features(page)
-        return json_response(features, request, context, media_type=GEO_JSON, headers=headers)
-    body = [renderer.entity(entity) for entity in page]
-    return json_response(body, request, context, media_type=media_type, headers=headers)
-
-
-def _text(body: dict[str, Any], member: str) -> str | None:
-    value = body.get(member)
-    if value is not None and not isinstance(value, str):
-        raise bad_request(f"{member} must be a string")
-    return value
-
-
-def _names(body: dict[str, Any], member: str) -> str | None:
-    """A list-of-names member (attrs, pick, omit) as the comma-separated URL form."""
-    value = body.get(member)
-    if value is None or isinstance(value, str):
-        return value
-    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
-        raise bad_request(f"{member} must be an array of names")
-    return ",".join(value)
-
-
-def _selectors(raw: Any) -> list[dict[str, Any]]:
-    """The `entities` of a Query (EntityInfo, 5.2.8) as EntityQuery.from_parameters keywords."""
-    if raw is None:
-        return []
-    if not isinstance(raw, list) or not raw:
-        raise bad_request("entities must be a non-empty array of {id, idPattern, type} objects")
-    selectors = []
-    for info in raw:
-        if not isinstance(info, dict) or not info or set(info) - set(SELECTOR_MEMBERS):
-            raise bad_request(f"an entities item has id, idPattern and/or type only: {info!r}")
-        ids = info.get("id", [])
-        ids = [ids] if isinstance(ids, str) else ids
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise bad_request(f"id of an entities item must be a URI: {info!r}")
-        if not all(isinstance(info.get(k, ""), str) for k in ("idPattern", "type")):
-            raise bad_request(f"idPattern and type of an entities item are strings: {info!r}")
-        selector = {SELECTOR_MEMBERS[k]: v for k, v in info.items() if k != "id"}
-        selectors.append({**selector, "ids": ids} if ids else selector)
-    return selectors
-
-
-def _combined(selectors: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The one selector that selects what the OR of `selectors` does, where there is one:
-    types only (`(A),(B)`), or id lists under one type; None otherwise."""
-    if len(selectors) <= 1:
-        return selectors[0] if selectors else {}
-    if all(set(s) == {"types"} for s in selectors):
-        return {"types": ",".join(f"({s['types']})" for s in selectors)}
-    if all(set(s) <= {"ids", "types"} and "ids" in s for s in selectors):
-        types = {s.get("types") for s in selectors}
-        if len(types) == 1:
-            ids = list(dict.fromkeys(i for s in selectors for i in s["ids"]))
-            return {"ids": ids, **({"types": types.pop()} if None not in types else {})}
-    return None
-
-
-def _page_size(request: Request, limit: int | None, count: bool) -> int:
-    """The page size, checked as answer_query checks it."""
-    settings = request.app.state.settings
-    page_size: int = settings.api_default_limit if limit is None else limit
-    if page_size > settings.api_max_limit:
-        raise NgsiError(
-            ErrorType.TOO_MANY_RESULTS,
-            f"limit {page_size} is above the maximum page size {settings.api_max_limit}",
-        )
-    if page_size == 0 and not count:
-        raise bad_request("limit=0 is only allowed together with count=true")
-    return page_size
-
-
-async def _run_union(
-    request: Request, queries: list[EntityQuery], limit: int, offset: int, count: bool
-) -> tuple[list[StoredEntity], int | None]:
-    """Run selectors that share attrs, q and geo but no single EntityQuery can express: one
-    statement whose WHERE ORs them (as storage/entity_query.run_query runs one query)."""
-    postgis: bool = request.app.state.postgis
-    shared = replace(queries[0], ids=(), id_pattern=None, types=None)
-    selection = entity_filter(shared, postgis=postgis)
-    alternatives = [
-        sql.SQL("({})").format(
-            sql.SQL(" AND ").join(selector_parts(q.types, q.expand, q.ids, q.id_pattern))
-        )
-        for q in queries
-    ]
-    selection.conditions.append(sql.SQL("({})").format(sql.SQL(" OR ").join(alternatives)))
-    async with store_of(request) as store:
-        tenant = await require_tenant(request, store)
-        try:
-            if shared.geo is not None and not postgis:
-                matching = [
-                    entity
-                    for entity in await store.stream(tenant, selection)
-                    if entity_matches(shared.geo, entity.attributes, shared.expand)
-                ]
-                return matching[offset : offset + limit], len(matching) if count else None
-            page = await store.query(tenant, selection, limit, offset) if limit else []
-            total = await store.count(tenant, selection) if count else None
-        except psycopg.errors.InvalidRegularExpression as error:
-            message = error.diag.message_primary
-            raise bad_request(f"invalid regular expression: {message}") from None
-    return page, total

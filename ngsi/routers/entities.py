@@ -3,7 +3,7 @@ their attributes (ETSI GS CIM 009, 5.6 and 5.7; HTTP binding 6.4-6.7)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -44,7 +44,7 @@ from ngsi.routers.openapi import (
     request_body,
     success,
 )
-from storage.entity_query import run_query
+from storage.entity_query import run_queries
 from storage.entity_store import EntityStore, StoredEntity
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["Entities"])
@@ -154,12 +154,26 @@ async def query_entities(
         q=q,
         geo=(georel, geometry, coordinates, geoproperty),
     )
-    return await answer_query(request, query, context, rep, media_type, limit, offset, count)
+    return await answer_query(request, [query], context, rep, media_type, limit, offset, count)
+
+
+def page_size(request: Request, limit: int | None, count: bool) -> int:
+    """The page size asked for (the default when none), checked against the maximum."""
+    settings = request.app.state.settings
+    size: int = settings.api_default_limit if limit is None else limit
+    if size > settings.api_max_limit:
+        raise NgsiError(
+            ErrorType.TOO_MANY_RESULTS,
+            f"limit {size} is above the maximum page size {settings.api_max_limit}",
+        )
+    if size == 0 and not count:
+        raise bad_request("limit=0 is only allowed together with count=true")
+    return size
 
 
 async def answer_query(
     request: Request,
-    query: EntityQuery,
+    queries: Sequence[EntityQuery],
     context: Any,
     rep: Any,
     media_type: str,
@@ -167,20 +181,13 @@ async def answer_query(
     offset: int,
     count: bool,
 ) -> Response:
-    """Run a query and answer it (shared by GET /entities and POST /entityOperations/query)."""
-    settings = request.app.state.settings
-    page_size = settings.api_default_limit if limit is None else limit
-    if page_size > settings.api_max_limit:
-        raise NgsiError(
-            ErrorType.TOO_MANY_RESULTS,
-            f"limit {page_size} is above the maximum page size {settings.api_max_limit}",
-        )
-    if page_size == 0 and not count:
-        raise bad_request("limit=0 is only allowed together with count=true")
+    """Run a query, or selectors to OR (storage/entity_query.run_queries), and answer it
+    (shared by GET /entities and POST /entityOperations/query)."""
+    size = page_size(request, limit, count)
     async with store_of(request) as store:
         tenant = await require_tenant(request, store)
-        page, total = await run_query(
-            store, tenant, query, page_size, offset, count, postgis=request.app.state.postgis
+        page, total = await run_queries(
+            store, tenant, queries, size, offset, count, postgis=request.app.state.postgis
         )
     headers = {"NGSILD-Results-Count": str(total)} if total is not None else {}
     renderer = Renderer(context, rep)

@@ -21,17 +21,10 @@ from ngsi.context import ActiveContext
 from ngsi.errors import bad_request, not_found
 from ngsi.query import EntityQuery
 from ngsi.routers import temporal_writes
-from ngsi.routers.batch import _combined, _page_size, _run_union, _selectors
-from ngsi.routers.common import (
-    json_response,
-    link_context,
-    read_body,
-    require_tenant,
-    response_type,
-    tenant_of,
-)
-from ngsi.routers.entities import check_id, store_of
+from ngsi.routers.common import json_response, link_context, require_tenant, response_type
+from ngsi.routers.entities import check_id, page_size, store_of
 from ngsi.routers.openapi import errors, request_body, success
+from ngsi.routers.query_operation import query_geo, read_query_body, selector_queries
 from ngsi.temporal_history import HistoryRequest, read_aggregated, read_instances
 from ngsi.temporal_output import EntityHead, TemporalOptions, TemporalRenderer
 from ngsi.temporal_request import (
@@ -39,9 +32,9 @@ from ngsi.temporal_request import (
     TemporalParameters,
     parse_history_request,
 )
-from storage.entity_query import run_query
+from storage.entity_query import run_queries
 from storage.entity_store import EntityStore
-from storage.temporal_support import history_entity_type, rollup_backend
+from storage.temporal_reads import history_entity_type, rollup_backend
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["Temporal"])
 router.include_router(temporal_writes.router)
@@ -155,22 +148,12 @@ async def select(
     request: Request, queries: list[EntityQuery], limit: int | None, offset: int, count: bool
 ) -> tuple[str, list[EntityHead], dict[str, str]]:
     """The tenant, one page of the selected entities (by id) and the count header."""
-    page_size = _page_size(request, limit, count)
-    if len(queries) == 1:
-        async with store_of(request) as store:
-            tenant = await require_tenant(request, store)
-            page, total = await run_query(
-                store,
-                tenant,
-                queries[0],
-                page_size,
-                offset,
-                count,
-                postgis=request.app.state.postgis,
-            )
-    else:
-        page, total = await _run_union(request, queries, page_size, offset, count)
-        tenant = tenant_of(request)
+    size = page_size(request, limit, count)
+    async with store_of(request) as store:
+        tenant = await require_tenant(request, store)
+        page, total = await run_queries(
+            store, tenant, queries, size, offset, count, postgis=request.app.state.postgis
+        )
     heads = [EntityHead(e.id, e.types, e.created_at, e.modified_at) for e in page]
     headers = {"NGSILD-Results-Count": str(total)} if total is not None else {}
     return tenant, heads, headers
@@ -314,9 +297,7 @@ async def query_temporal_by_post(
     """Query the temporal evolution of entities with a Query body whose temporalQ holds the
     temporal query (5.7.4, 6.24); `entities` selectors are OR'ed, as in POST
     /entityOperations/query."""
-    body, context = await read_body(request)
-    if not isinstance(body, dict) or body.get("type") != "Query":
-        raise bad_request('the body must be a Query: a JSON object with "type": "Query"')
+    body, context = await read_query_body(request)
     if set(body) - QUERY_MEMBERS:
         raise bad_request(f"a Query has no member {sorted(set(body) - QUERY_MEMBERS)[0]!r}")
     temporal = body.get("temporalQ", {})
@@ -334,15 +315,7 @@ async def query_temporal_by_post(
         omit=text("omit"),
     )
     history, rendering = history_request(request, context, params, text("attrs"))
-    geo = body.get("geoQ", {})
-    if not isinstance(geo, dict):
-        raise bad_request("geoQ must be a JSON object (a GeoQuery)")
-    geo_parameters = (
-        geo.get("georel"),
-        geo.get("geometry"),
-        geo.get("coordinates"),
-        geo.get("geoproperty"),
-    )
+    geo = query_geo(body)
 
     def build(selector: dict[str, Any]) -> EntityQuery:
         return EntityQuery.from_parameters(
@@ -350,11 +323,9 @@ async def query_temporal_by_post(
             **selector,
             attributes=frozenset(history.attributes) if history.attributes else None,
             q=text("q"),
-            geo=geo_parameters,
+            geo=geo,
         )
 
-    selectors = _selectors(body.get("entities"))
-    combined = _combined(selectors)
-    queries = [build(combined)] if combined is not None else [build(s) for s in selectors]
+    queries = selector_queries(body.get("entities"), build)
     tenant, heads, headers = await select(request, queries, limit, offset, count)
     return await answer(request, tenant, context, heads, history, rendering, headers=headers)

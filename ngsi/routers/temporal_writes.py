@@ -33,16 +33,17 @@ from ngsi.temporal_input import (
 )
 from ngsi.temporal_output import iso
 from storage.entity_store import EntityStore
-from storage.temporal_store import (
+from storage.temporal_reads import history_entity_type
+from storage.temporal_series import parse_instance_id
+from storage.temporal_writes import (
     delete_attribute_history,
     delete_entity_history,
     delete_instance,
     ensure_partitions,
     insert_instances,
-    parse_instance_id,
+    merge_latest_state,
     update_instance,
 )
-from storage.temporal_support import history_entity_type, merge_latest_state
 
 router = APIRouter(tags=["Temporal"])
 Writer = Depends(write_access)
@@ -74,7 +75,7 @@ def temporal_location(entity_id: str) -> str:
 async def write_fragment(request: Request, fragment: TemporalFragment, *, create: bool) -> bool:
     """Write the rows and the latest state in one transaction; whether the entity existed."""
     async with request.app.state.pool.connection() as conn:
-        # Partitions first, each in a short transaction of its own (storage/temporal_store.py).
+        # Partitions first, each in a short transaction of its own (storage/temporal_writes.py).
         await ensure_partitions(conn, fragment.rows)
         async with conn.transaction():
             store = EntityStore(conn)

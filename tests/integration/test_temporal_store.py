@@ -1,4 +1,4 @@
-"""storage/temporal_store.py against hand-made history: raw arrays, rollups, lastN, writes."""
+"""storage/temporal_reads.py and temporal_writes.py against hand-made history."""
 
 from __future__ import annotations
 
@@ -15,18 +15,13 @@ from storage.backend import Backend
 from storage.database import connect
 from storage.records import ObservationRow
 from storage.rollups import MICROSECOND, refresh_rollups
-from storage.temporal_store import (
-    Series,
+from storage.temporal_reads import fetch_last_n, fetch_raw, fetch_rollups
+from storage.temporal_series import Series, instance_id, instance_ids, parse_instance_id
+from storage.temporal_writes import (
     delete_attribute_history,
     delete_entity_history,
     delete_instance,
-    fetch_last_n,
-    fetch_raw,
-    fetch_rollups,
     insert_instances,
-    instance_id,
-    instance_ids,
-    parse_instance_id,
     update_instance,
 )
 

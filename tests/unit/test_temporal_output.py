@@ -13,7 +13,7 @@ from ngsi.temporal_input import encode_value, merge_newest
 from ngsi.temporal_output import decode_value, parse_temporal_options
 from ngsi.temporal_paging import cap_backward, cap_forward, cap_periods, content_range
 from ngsi.temporal_params import TimeWindow
-from storage.temporal_store import Series
+from storage.temporal_series import Series
 
 T0 = datetime(2026, 3, 29, 0, tzinfo=UTC)
 
