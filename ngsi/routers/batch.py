@@ -42,6 +42,13 @@ from ngsi.routers.common import (
     tenant_of,
 )
 from ngsi.routers.entities import store_of
+from ngsi.routers.openapi import (
+    BATCH_ANSWERS,
+    BATCH_CHANGE_ANSWERS,
+    ENTITY_ARRAY,
+    ID_ARRAY,
+    request_body,
+)
 from storage.entity_store import EntityStore, StoredEntity
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["Batch operations"])
@@ -186,7 +193,14 @@ async def _writable_tenant(request: Request, store: EntityStore) -> str:
     return tenant
 
 
-@router.post("/entityOperations/create", dependencies=[Writer], summary="Batch entity creation")
+@router.post(
+    "/entityOperations/create",
+    dependencies=[Writer],
+    summary="Batch entity creation",
+    status_code=201,
+    openapi_extra=request_body(ENTITY_ARRAY),
+    responses=BATCH_ANSWERS,
+)
 async def batch_create(request: Request) -> Response:
     """Create entities (5.6.7): 201 with their ids, or 207 naming those that failed."""
     tenant_of(request)
@@ -216,7 +230,14 @@ async def batch_create(request: Request) -> Response:
     return outcome.answer(created=[entity_id for _, entity_id in sorted(outcome.success)])
 
 
-@router.post("/entityOperations/upsert", dependencies=[Writer], summary="Batch entity upsert")
+@router.post(
+    "/entityOperations/upsert",
+    dependencies=[Writer],
+    summary="Batch entity upsert",
+    status_code=201,
+    openapi_extra=request_body(ENTITY_ARRAY),
+    responses=BATCH_ANSWERS,
+)
 async def batch_upsert(request: Request, options: OptionalText = None) -> Response:
     """Create or change entities (5.6.8): 201 with the ids created, 204 when every one
     existed, 207 naming those that failed. By default (options=replace) an existing entity
@@ -266,7 +287,14 @@ async def _upsert_merging(
     return created
 
 
-@router.post("/entityOperations/update", dependencies=[Writer], summary="Batch entity update")
+@router.post(
+    "/entityOperations/update",
+    dependencies=[Writer],
+    summary="Batch entity update",
+    status_code=204,
+    openapi_extra=request_body(ENTITY_ARRAY),
+    responses=BATCH_CHANGE_ANSWERS,
+)
 async def batch_update(request: Request, options: OptionalText = None) -> Response:
     """Append attributes to existing entities (5.6.9, as 5.6.3 does for one): 204, or 207
     naming those that failed (ResourceNotFound for an entity that does not exist). With
@@ -291,7 +319,14 @@ async def batch_update(request: Request, options: OptionalText = None) -> Respon
     return outcome.answer()
 
 
-@router.post("/entityOperations/delete", dependencies=[Writer], summary="Batch entity delete")
+@router.post(
+    "/entityOperations/delete",
+    dependencies=[Writer],
+    summary="Batch entity delete",
+    status_code=204,
+    openapi_extra=request_body(ID_ARRAY),
+    responses=BATCH_CHANGE_ANSWERS,
+)
 async def batch_delete(request: Request) -> Response:
     """Delete entities by id (5.6.10): 204, or 207 with ResourceNotFound for each id that
     does not exist (or was deleted by an earlier item of the array)."""

@@ -27,6 +27,7 @@ from ngsi.context import CORE_CONTEXT_URL, CORE_CONTEXT_URLS, ContextResolver
 from ngsi.entity_output import iso
 from ngsi.errors import ErrorType, NgsiError, bad_request, invalid_request, not_found
 from ngsi.routers.common import JSON, JSON_LD, resolver, response_type
+from ngsi.routers.openapi import CONTEXT_DOCUMENT, READ_ANSWERS, errors, request_body, success
 from storage.context_store import (
     CONTEXT_PATH,
     CORE_CONTEXT_ID,
@@ -137,7 +138,17 @@ async def _read_context(request: Request) -> Any:
     return local
 
 
-@router.post("/jsonldContexts", status_code=201, dependencies=[Admin], summary="Add @context")
+@router.post(
+    "/jsonldContexts",
+    status_code=201,
+    dependencies=[Admin],
+    summary="Add @context",
+    openapi_extra=request_body(CONTEXT_DOCUMENT),
+    responses={
+        **success(201, "Stored; Location serves it"),
+        **errors(400, 401, 403, 413, 415, 503),
+    },
+)
 async def add(request: Request) -> Response:
     """Store a user @context as Hosted (5.13.2); 201 with its Location."""
     local = await _read_context(request)
@@ -147,7 +158,12 @@ async def add(request: Request) -> Response:
     return Response(status_code=201, headers={"Location": CONTEXT_PATH + context_id})
 
 
-@router.get("/jsonldContexts", dependencies=[Reader], summary="List @contexts")
+@router.get(
+    "/jsonldContexts",
+    dependencies=[Reader],
+    summary="List @contexts",
+    responses=errors(400, 401, 403, 406),
+)
 async def list_all(request: Request, details: bool = False, kind: str | None = None) -> Response:
     """The stored @contexts (5.13.3): their URLs, or their metadata with `details=true`."""
     if kind is not None and kind not in KINDS:
@@ -179,7 +195,12 @@ async def _find(request: Request, context_id: str) -> tuple[ContextEntry, dict[s
     raise not_found(f"no stored @context {context_id!r}")
 
 
-@router.get("/jsonldContexts/{context_id:path}", dependencies=[Reader], summary="Serve @context")
+@router.get(
+    "/jsonldContexts/{context_id:path}",
+    dependencies=[Reader],
+    summary="Serve @context",
+    responses={**success(200, "The @context document", CONTEXT_DOCUMENT), **READ_ANSWERS},
+)
 async def serve(request: Request, context_id: str, details: bool = False) -> Response:
     """A stored @context (5.13.4): its document, or its metadata with `details=true`."""
     entry, document = await _find(request, context_id)
@@ -198,6 +219,7 @@ async def serve(request: Request, context_id: str, details: bool = False) -> Res
     status_code=204,
     dependencies=[Admin],
     summary="Delete and reload @context",
+    responses=errors(400, 401, 403, 404, 503),
 )
 async def delete(request: Request, context_id: str, reload: bool = False) -> Response:
     """Delete a stored @context, or re-fetch a Cached one with `reload=true` (5.13.5)."""

@@ -18,6 +18,7 @@ from ngsi.access import read_access
 from ngsi.context import ActiveContext
 from ngsi.errors import not_found
 from ngsi.routers.common import json_response, link_context, require_tenant, response_type
+from ngsi.routers.openapi import DISCOVERY, READ_ANSWERS, success
 from storage.discovery import (
     AttributeSummary,
     attribute_names,
@@ -56,7 +57,12 @@ def _attribute(summary: AttributeSummary, context: ActiveContext) -> dict[str, A
     }
 
 
-@router.get("/types", dependencies=[Reader], summary="Retrieve available entity types")
+@router.get(
+    "/types",
+    dependencies=[Reader],
+    summary="Retrieve available entity types",
+    responses={**success(200, "Retrieve available entity types", DISCOVERY), **READ_ANSWERS},
+)
 async def types(request: Request, details: bool = False) -> Response:
     """The entity types (5.7.5): an EntityTypeList, or EntityTypes with `details=true` (5.7.6)."""
     media_type = response_type(request)  # 406 before any work
@@ -85,7 +91,12 @@ async def types(request: Request, details: bool = False) -> Response:
     return json_response(payload, request, context, media_type=media_type)
 
 
-@router.get("/types/{entity_type:path}", dependencies=[Reader], summary="Entity type information")
+@router.get(
+    "/types/{entity_type:path}",
+    dependencies=[Reader],
+    summary="Entity type information",
+    responses={**success(200, "Entity type information", DISCOVERY), **READ_ANSWERS},
+)
 async def type_info(request: Request, entity_type: str) -> Response:
     """One entity type (5.7.7): EntityTypeInfo; ResourceNotFound when no entity has it."""
     media_type = response_type(request)
@@ -113,7 +124,12 @@ async def type_info(request: Request, entity_type: str) -> Response:
     return json_response(payload, request, context, media_type=media_type)
 
 
-@router.get("/attributes", dependencies=[Reader], summary="Retrieve available attributes")
+@router.get(
+    "/attributes",
+    dependencies=[Reader],
+    summary="Retrieve available attributes",
+    responses={**success(200, "Retrieve available attributes", DISCOVERY), **READ_ANSWERS},
+)
 async def attributes(request: Request, details: bool = False) -> Response:
     """The attributes (5.7.8): an AttributeList, or Attributes with `details=true` (5.7.9)."""
     media_type = response_type(request)
@@ -134,7 +150,12 @@ async def attributes(request: Request, details: bool = False) -> Response:
     return json_response(payload, request, context, media_type=media_type)
 
 
-@router.get("/attributes/{attribute:path}", dependencies=[Reader], summary="Attribute information")
+@router.get(
+    "/attributes/{attribute:path}",
+    dependencies=[Reader],
+    summary="Attribute information",
+    responses={**success(200, "Attribute information", DISCOVERY), **READ_ANSWERS},
+)
 async def attribute_info(request: Request, attribute: str) -> Response:
     """One attribute (5.7.10): an Attribute; ResourceNotFound when no entity has it."""
     media_type = response_type(request)

@@ -344,6 +344,7 @@ async def merge_entity_route(request: Request, entity_id: str) -> Response:
     "/entities/{entity_id}/attrs",
     dependencies=[Writer],
     summary="Append entity attributes",
+    status_code=204,
     openapi_extra=request_body(ATTRIBUTES),
     responses={
         **success(204, "All appended"),
@@ -361,6 +362,7 @@ async def append_attrs(request: Request, entity_id: str, options: OptionalText =
     "/entities/{entity_id}/attrs",
     dependencies=[Writer],
     summary="Update entity attributes",
+    status_code=204,
     openapi_extra=request_body(ATTRIBUTES),
     responses={
         **success(204, "All updated"),

@@ -114,3 +114,69 @@ def success(
             "application/ld+json": {"schema": schema},
         }
     return {status: entry}
+
+
+BATCH_RESULT = {
+    "type": "object",
+    "description": "BatchOperationResult (5.2.16)",
+    "properties": {
+        "success": {"type": "array", "items": {"type": "string", "format": "uri"}},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"entityId": {"type": "string"}, "error": PROBLEM_DETAILS},
+            },
+        },
+    },
+}
+ENTITY_ARRAY = {"type": "array", "items": ENTITY}
+ID_ARRAY = {"type": "array", "items": {"type": "string", "format": "uri"}}
+QUERY = {
+    "type": "object",
+    "description": "Query (5.2.23): entities selectors, attrs, q, geoQ ...",
+    "required": ["type"],
+    "properties": {
+        "type": {"const": "Query"},
+        "entities": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "idPattern": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+        "attrs": {"type": "array", "items": {"type": "string"}},
+        "q": {"type": "string"},
+        "geoQ": {
+            "type": "object",
+            "properties": {
+                "geometry": {"type": "string"},
+                "coordinates": {},
+                "georel": {"type": "string"},
+                "geoproperty": {"type": "string"},
+            },
+        },
+    },
+}
+CONTEXT_DOCUMENT = {
+    "type": "object",
+    "required": ["@context"],
+    "properties": {"@context": {"description": "An object, a URL or an array of them"}},
+}
+DISCOVERY = {
+    "type": "object",
+    "description": "EntityTypeList / EntityType / EntityTypeInfo / "
+    "AttributeList / Attribute (5.2.24-5.2.28); an array of them with details=true",
+}
+#: update and delete: 204 or 207; create and upsert also answer 201 with the ids created.
+BATCH_CHANGE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    **success(204, "Every entity succeeded"),
+    **success(207, "Some failed: BatchOperationResult", BATCH_RESULT),
+    **errors(400, 401, 403, 404, 413, 415, 503),
+}
+BATCH_ANSWERS = {**success(201, "The ids created", ID_ARRAY), **BATCH_CHANGE_ANSWERS}
+READ_ANSWERS = errors(400, 401, 403, 404, 406, 503)

@@ -20,6 +20,7 @@ from ngsi.errors import ErrorType, NgsiError, bad_request
 from ngsi.query import EntityQuery
 from ngsi.routers.common import read_body, representation, response_type
 from ngsi.routers.entities import answer_query
+from ngsi.routers.openapi import ENTITY_ARRAY, QUERY, errors, request_body, success
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["Batch operations"])
 Reader = Depends(read_access)
@@ -32,7 +33,16 @@ UNSUPPORTED_QUERY_MEMBERS = frozenset({"scopeQ", "temporalQ", "csf", "join", "jo
 SELECTOR_MEMBERS = {"id": "ids", "idPattern": "id_pattern", "type": "types"}
 
 
-@router.post("/entityOperations/query", dependencies=[Reader], summary="Query entities (POST)")
+@router.post(
+    "/entityOperations/query",
+    dependencies=[Reader],
+    summary="Query entities (POST)",
+    openapi_extra=request_body(QUERY),
+    responses={
+        **success(200, "The entities, ordered by id", ENTITY_ARRAY),
+        **errors(400, 401, 403, 404, 406, 413, 415, 503),
+    },
+)
 async def query_by_post(
     request: Request,
     limit: Annotated[int | None, Query(ge=0)] = None,
