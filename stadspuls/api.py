@@ -41,7 +41,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.database_url,
         min_size=1,
         max_size=settings.api_pool_size,
-        kwargs={"autocommit": True},
+        # JIT off: the planner overestimates statements such as lastN over many series and
+        # spends ~0.9 s compiling a statement that runs in 18 ms (bench/README.md).
+        kwargs={"autocommit": True, "options": "-c jit=off"},
         configure=_configure,
         open=False,
     )

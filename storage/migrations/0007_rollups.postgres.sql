@@ -43,8 +43,10 @@ CREATE INDEX rollup_pending_tenant_idx ON rollup_pending (tenant, from_ts);
 
 -- The refresh reads one tenant's hours from `observations`, whose indexes all lead with the
 -- series (or the entity type): without this it would read the whole month partition. BRIN
--- is nearly free to keep on ingest (a page range is summarized once, by autovacuum) and
--- fits rows that arrive roughly in time order.
+-- is nearly free to keep on ingest and fits rows that arrive roughly in time order. Page
+-- ranges are summarized by (auto)vacuum; the newest, not yet summarized ones are simply
+-- read, and they hold the hours being refreshed anyway. autosummarize stays off: at ingest
+-- rates its work-item queue overflows and logs a line per request with the COPY statement.
 -- https://www.postgresql.org/docs/15/brin-intro.html
 CREATE INDEX observations_observed_at_brin ON observations USING brin (observed_at)
-    WITH (pages_per_range = 32, autosummarize = on);
+    WITH (pages_per_range = 32);
