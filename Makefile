@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup up test lint bench bench-api clean
+.PHONY: setup up test lint bench bench-api bench-temporal clean
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,9 @@ bench: setup
 
 bench-api: setup
 	$(BIN)/python -m bench.api
+
+bench-temporal: setup
+	$(BIN)/python -m bench.temporal
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache bench/results

@@ -13,7 +13,9 @@ as a child process and measures, with sequential requests (latency, not throughp
   (d) p85 speed per week of one segment over a year (P1W; percentile extension: raw rows)
 
 The baseline of the same run is a naive SQL GROUP BY over the raw rows for (a), (b) (and,
-for information, percentile_cont for (d)), issued with psycopg the same number of times.
+for information, percentile_cont for (d)), issued with psycopg as many times as the API
+request was (sequentially, every row fetched). Each query is timed --requests times (100)
+after --warmup, or for --seconds (20) once 20 requests are done, whichever ends first.
 Every answer is checked (status, number of entities and periods, no nulls) and compared
 value by value with the naive query's, so an error path cannot be measured by mistake.
 Prints a table and writes bench/results/temporal.json with the targets and `passed` flags.
@@ -72,6 +74,13 @@ KIND = "TrafficFlowObserved"
 LOOP_ID = "urn:ngsi-ld:TrafficFlowObserved:gent-loop-{:04d}"
 SEGMENT_ID = "urn:ngsi-ld:TrafficFlowObserved:gent-ring-R40N"  # sorts after the loops
 TARGETS = {"a_p95_ms": 50.0, "b_p95_ms": 300.0, "rollup_speedup_over_naive": 10.0}
+PG_SETTINGS = (
+    "server_version",
+    "jit",
+    "shared_buffers",
+    "work_mem",
+    "max_parallel_workers_per_gather",
+)
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC in Unix microseconds
 _MINUTE_US = 60_000_000
 _DAY_US = 86_400_000_000
@@ -286,6 +295,7 @@ def load_observations(database_url: str, plan: Plan) -> tuple[dict[str, Any], Lo
     loader = Loader(plan)
     generate = copy = 0.0
     rows = 0
+    meter = CpuMeter(None, database_url.rsplit("/", 1)[1])
     began = time.perf_counter()
     with psycopg.connect(database_url) as conn:
         months = sorted({(day.year, day.month) for day, _ in _utc_days(plan.year_start, END)})
@@ -314,6 +324,7 @@ def load_observations(database_url: str, plan: Plan) -> tuple[dict[str, Any], Lo
             record_pending(cursor, [("", plan.year_start, END)])
         backend = backend_cpu_seconds(conn)
     seconds = time.perf_counter() - began
+    cores = with_backend(meter.cores(), backend, seconds)
     return {
         "rows": rows,
         "seconds": round(seconds, 1),
@@ -321,6 +332,7 @@ def load_observations(database_url: str, plan: Plan) -> tuple[dict[str, Any], Lo
         "client_generate_seconds": round(generate, 1),
         "copy_seconds": round(copy, 1),
         "postgres_backend_cpu_seconds": backend,
+        "cores": cores,
         "partitions": len(by_month),
     }, loader
 
@@ -330,6 +342,14 @@ def backend_cpu_seconds(conn: psycopg.Connection[Any]) -> float:
     before a CpuMeter could see it)."""
     times = psutil.Process(conn.info.backend_pid).cpu_times()
     return round(times.user + times.system, 1)
+
+
+def with_backend(cores: dict[str, float], backend_cpu: float, seconds: float) -> dict[str, float]:
+    """A meter's figures with the phase's own backend (gone before the meter looked) put
+    under postgres instead of everything_else."""
+    postgres = round(backend_cpu / seconds, 2)
+    rest = cores["everything_else"] - postgres + cores["postgres"]
+    return cores | {"postgres": postgres, "everything_else": round(max(0.0, rest), 2)}
 
 
 def _next(month: tuple[int, int]) -> tuple[int, int]:
@@ -384,6 +404,16 @@ def load_entities(database_url: str, plan: Plan, loader: Loader) -> int:
         return write_entities(cursor, fragments)
 
 
+def postgres_settings(database_url: str) -> dict[str, str]:
+    """The server's version and the settings that shape these plans."""
+    found = {}
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for name in PG_SETTINGS:
+            row = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
+            found[name] = str(row[0]) if row else ""
+    return found
+
+
 def vacuum(database_url: str, table: str) -> float:
     """VACUUM ANALYZE (what autovacuum does to a settled table: statistics, BRIN summaries,
     visibility map); its seconds."""
@@ -397,6 +427,7 @@ def build_rollups(database_url: str) -> dict[str, Any]:
     """refresh_rollups until nothing is pending (settle 0: the load is over, no hour is busy;
     otherwise the defaults the ingest worker uses: 24 hours per call and tenant)."""
     calls = 0
+    meter = CpuMeter(None, database_url.rsplit("/", 1)[1])
     began = time.perf_counter()
     with psycopg.connect(database_url) as conn:
         while refresh_rollups(conn, settle=timedelta(0)):
@@ -412,6 +443,7 @@ def build_rollups(database_url: str) -> dict[str, Any]:
         "seconds": round(seconds, 1),
         "refresh_calls": calls,
         "postgres_backend_cpu_seconds": backend,
+        "cores": with_backend(meter.cores(), backend, seconds),
         "rollup_rows": rollups[0] if rollups else 0,
     }
 
@@ -485,31 +517,56 @@ def _stats(seconds: list[float]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Budget:
+    """How often each query is timed: `requests` times after `warmup`, but stopping after
+    `seconds` once `min_requests` are done (a slow query must not stretch the run)."""
+
+    requests: int
+    warmup: int
+    seconds: float
+    min_requests: int = 20
+
+    def same_as(self, stats: dict[str, Any]) -> Budget:
+        """Exactly as many timed calls as a phase that ran with this budget made."""
+        return Budget(stats["runs"], self.warmup, float("inf"), stats["runs"])
+
+    def timed(self, call: Callable[[], object]) -> list[float]:
+        """Seconds of each timed call."""
+        for _ in range(self.warmup):
+            call()
+        seconds: list[float] = []
+        deadline = time.perf_counter() + self.seconds
+        while len(seconds) < self.requests:
+            began = time.perf_counter()
+            call()
+            seconds.append(time.perf_counter() - began)
+            if len(seconds) >= self.min_requests and began > deadline:
+                break
+        return seconds
+
+
 def http_phase(
-    client: httpx.Client, url: str, runs: int, warmup: int, meter: Callable[[], CpuMeter]
+    client: httpx.Client, url: str, budget: Budget, meter: Callable[[], CpuMeter]
 ) -> tuple[dict[str, Any], Any]:
-    """`runs` sequential GETs of `url` after `warmup`; latency client-side (to the last byte)
-    and the first answer's JSON for checking."""
+    """Sequential GETs of `url`; latency client-side (to the last byte) and the first
+    answer's JSON for checking. Every measured answer must be a 200 of the same size."""
     first = client.get(url)
     if first.status_code != 200:
         raise RuntimeError(f"{url}: {first.status_code} {first.text[:500]}")
-    for _ in range(warmup):
-        client.get(url)
-    seconds = []
     sizes = set()
-    cpu = meter()
-    for _ in range(runs):
-        began = time.perf_counter()
+
+    def call() -> None:
         response = client.get(url)
-        seconds.append(time.perf_counter() - began)
         if response.status_code != 200:
             raise RuntimeError(f"{url}: {response.status_code} {response.text[:500]}")
         sizes.add(len(response.content))
-    stats = _stats(seconds) | {"response_bytes": max(sizes), "cores": cpu.cores()}
-    if len(sizes) != 1:
-        raise RuntimeError(f"{url}: answers of different sizes {sorted(sizes)}")
-    if len(first.content) not in sizes:
-        raise RuntimeError(f"{url}: the checked answer differs from the measured ones")
+
+    cpu = meter()
+    seconds = budget.timed(call)
+    stats = _stats(seconds) | {"response_bytes": len(first.content), "cores": cpu.cores()}
+    if sizes != {len(first.content)}:
+        raise RuntimeError(f"{url}: answers of sizes {sorted(sizes)}, checked {stats}")
     return stats, first.json()
 
 
@@ -517,20 +574,13 @@ def sql_phase(
     conn: psycopg.Connection[Any],
     statement: str,
     params: dict[str, Any],
-    runs: int,
-    warmup: int,
+    budget: Budget,
     meter: Callable[[], CpuMeter],
 ) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
-    """The naive statement `runs` times (rows fetched to the client), after `warmup`."""
+    """The naive statement, timed as the API is (every row fetched to the client)."""
     rows = conn.execute(statement, params).fetchall()
-    for _ in range(warmup):
-        conn.execute(statement, params).fetchall()
-    seconds = []
     cpu = meter()
-    for _ in range(runs):
-        began = time.perf_counter()
-        conn.execute(statement, params).fetchall()
-        seconds.append(time.perf_counter() - began)
+    seconds = budget.timed(lambda: conn.execute(statement, params).fetchall())
     return _stats(seconds) | {"rows": len(rows), "cores": cpu.cores()}, rows
 
 
@@ -631,11 +681,14 @@ def measure(database_url: str, plan: Plan, args: argparse.Namespace) -> dict[str
         queries["c_lastN_100_of_100_entities"] + "&options=temporalValues"
     )
     results: dict[str, Any] = {"requests": queries}
+    idle = CpuMeter(None, database)
+    time.sleep(3.0)
+    results["cores_before_measuring"] = idle.cores()  # nothing of ours runs: others' load
 
     def meter_for(pid: int | None) -> Callable[[], CpuMeter]:
         return lambda: CpuMeter(pid, database)
 
-    runs, warmup = args.requests, args.warmup
+    budget = Budget(args.requests, args.warmup, args.seconds)
     naive_conn = psycopg.connect(database_url, autocommit=True)
     common: dict[str, Any] = {"zone": ZONE_NAME, "start": plan.year_start, "end": END}
     with (
@@ -648,9 +701,9 @@ def measure(database_url: str, plan: Plan, args: argparse.Namespace) -> dict[str
         # (a) one sensor, one year, daily avg/min/max
         name = "a_year_daily_avg_min_max"
         print(f"{name} ...", flush=True)
-        api, answer = http_phase(client, queries[name], runs, warmup, api_meter)
+        api, answer = http_phase(client, queries[name], budget, api_meter)
         params = common | {"id": SEGMENT_ID, "attribute": plan.iri("intensity")}
-        naive, rows = sql_phase(naive_conn, NAIVE_DAILY, params, runs, warmup, sql_meter)
+        naive, rows = sql_phase(naive_conn, NAIVE_DAILY, params, budget.same_as(api), sql_meter)
         periods = _periods(plan.year_start, END, "P1D")
         for column, method in enumerate(("avg", "min", "max"), start=1):
             _same(
@@ -663,13 +716,13 @@ def measure(database_url: str, plan: Plan, args: argparse.Namespace) -> dict[str
         # (b) 1,000 sensors, one day, hourly avg
         name = "b_1000_sensors_day_hourly_avg"
         print(f"{name} ...", flush=True)
-        api, answer = http_phase(client, queries[name], runs, warmup, api_meter)
+        api, answer = http_phase(client, queries[name], budget, api_meter)
         params = common | {
             "ids": plan.loop_ids[:1000],
             "attribute": plan.iri("intensity"),
             "start": day_start,
         }
-        naive, rows = sql_phase(naive_conn, NAIVE_HOURLY, params, runs, warmup, sql_meter)
+        naive, rows = sql_phase(naive_conn, NAIVE_HOURLY, params, budget.same_as(api), sql_meter)
         periods = _periods(day_start, END, "PT1H")
         ids = [entity["id"] for entity in answer]
         if ids != plan.loop_ids[:1000]:
@@ -687,16 +740,18 @@ def measure(database_url: str, plan: Plan, args: argparse.Namespace) -> dict[str
         # (c) lastN=100 of 100 entities (normalized, then temporalValues)
         for name in ("c_lastN_100_of_100_entities", "c_lastN_100_of_100_entities_temporalValues"):
             print(f"{name} ...", flush=True)
-            api, answer = http_phase(client, queries[name], runs, warmup, api_meter)
+            api, answer = http_phase(client, queries[name], budget, api_meter)
             check_last_n(name, answer, plan)
             results[name] = {"api": api, "entities": len(answer), "instances_per_entity": 100}
 
         # (d) p85 of speed per week over a year, one segment
         name = "d_year_weekly_p85_speed"
         print(f"{name} ...", flush=True)
-        api, answer = http_phase(client, queries[name], runs, warmup, api_meter)
+        api, answer = http_phase(client, queries[name], budget, api_meter)
         params = common | {"id": SEGMENT_ID, "attribute": plan.iri("averageVehicleSpeed")}
-        naive, rows = sql_phase(naive_conn, NAIVE_WEEKLY_P85, params, runs, warmup, sql_meter)
+        naive, rows = sql_phase(
+            naive_conn, NAIVE_WEEKLY_P85, params, budget.same_as(api), sql_meter
+        )
         periods = _periods(plan.year_start, END, "P1W")
         _same(
             name,
@@ -766,6 +821,10 @@ def report(results: dict[str, Any], out: Path) -> None:
     print("\nTemporal API benchmark")
     print(f"  load: {json.dumps(results['load'])}")
     print(f"  rollup build: {json.dumps(results['rollup_build'])}")
+    print(f"  PostgreSQL: {json.dumps(results['postgres'])}")
+    print(
+        f"  cores used by others before measuring: {results['queries']['cores_before_measuring']}"
+    )
     header = f"  {'query':<44} {'API p50':>9} {'API p95':>9} {'SQL p50':>9} {'SQL p95':>9}"
     print(header + f" {'SQL/API':>8}  cores (server / postgres / else)")
     for name, figures in results["queries"].items():
@@ -793,6 +852,14 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30, help="of 5-minute data per loop")
     parser.add_argument("--requests", type=int, default=100, help="measured per query")
     parser.add_argument("--warmup", type=int, default=5, help="requests before measuring")
+    parser.add_argument(
+        "--seconds", type=float, default=20.0, help="per query: stop after this (20 at least)"
+    )
+    parser.add_argument(
+        "--pg-options",
+        default="",
+        help='PGOPTIONS for every connection, API included (e.g. "-c jit=off"); default: none',
+    )
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of the API")
     parser.add_argument("--out", type=Path, default=RESULTS / "temporal.json")
     args = parser.parse_args()
@@ -803,6 +870,8 @@ def main() -> None:
         "STADSPULS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
     database_url = f"{maintenance.rsplit('/', 1)[0]}/stadspuls_bench_temporal_{os.getpid()}"
+    if args.pg_options:
+        os.environ["PGOPTIONS"] = args.pg_options  # libpq: this process and the API's
     plan = Plan(args.sensors, args.days)
     began = time.perf_counter()
     results: dict[str, Any] = {
@@ -820,24 +889,27 @@ def main() -> None:
             "time_zone": ZONE_NAME,
             "entity_type": plan.type_iri,
         },
-        "settings": {"api_workers": args.workers, "requests": args.requests, "warmup": args.warmup},
+        "settings": {
+            "api_workers": args.workers,
+            "requests": args.requests,
+            "warmup": args.warmup,
+            "seconds_per_query": args.seconds,
+            "pg_options": args.pg_options,
+        },
         "targets": TARGETS,
     }
     try:
         backend = prepare_database(Settings(database_url=database_url, metrics_port=0))
         if backend.name != "postgres":
             sys.exit("bench.temporal loads monthly partitions: it needs plain PostgreSQL")
+        results["postgres"] = postgres_settings(database_url)
         print(f"loading {plan.sensors} loops x {plan.days} days + one segment x 365 days ...")
-        meter = CpuMeter(None, database_url.rsplit("/", 1)[1])
         results["load"], loader = load_observations(database_url, plan)
         results["load"]["entities"] = load_entities(database_url, plan, loader)
         results["load"]["vacuum_analyze_seconds"] = vacuum(database_url, "observations")
-        results["load"]["cores"] = meter.cores()
         print(f"  {results['load']}", flush=True)
         print("building the hourly rollups (refresh_rollups until nothing is pending) ...")
-        meter = CpuMeter(None, database_url.rsplit("/", 1)[1])
         results["rollup_build"] = build_rollups(database_url)
-        results["rollup_build"]["cores"] = meter.cores()
         results["rollup_build"]["vacuum_analyze_seconds"] = vacuum(
             database_url, "observation_rollups"
         )

@@ -292,6 +292,27 @@ def combine_rollups(
     methods: Sequence[str],
 ) -> dict[str, np.ma.MaskedArray]:
     """The rollup-servable methods per period from hourly rollups; same answers as `aggregate`."""
+    series = np.zeros(len(np.asarray(buckets)), dtype=np.int64)
+    combined = combine_series_rollups(
+        series, 1, buckets, counts, sums, sumsqs, mins, maxs, edges, methods
+    )
+    return {method: result[0] for method, result in combined.items()}
+
+
+def combine_series_rollups(
+    series: Any,
+    size: int,
+    buckets: Any,
+    counts: Any,
+    sums: Any,
+    sumsqs: Any,
+    mins: Any,
+    maxs: Any,
+    edges: Any,
+    methods: Sequence[str],
+) -> dict[str, np.ma.MaskedArray]:
+    """`combine_rollups` for `size` series at once: the rows of series `series[i]` (0 ..
+    size - 1) are combined per period; each result is a (size, periods) masked array."""
     for method in methods:
         if method not in ROLLUP_METHODS:
             raise ValueError(f"hourly rollups cannot answer {method}")
@@ -301,48 +322,59 @@ def combine_rollups(
     if not is_hour_aligned(edges) or not is_hour_aligned(hours):
         raise ValueError("rollups need period edges and buckets on whole UTC hours")
     periods = max(len(edges) - 1, 0)
+    shape = (size, periods)
+    if periods == 0 or size == 0:
+        return {m: masked(np.zeros(shape), np.zeros(shape, dtype=bool)) for m in methods}
     n = np.asarray(counts, dtype=np.int64)
-    if periods == 0:
-        return {m: masked(np.zeros(0), np.zeros(0, dtype=bool)) for m in methods}
     keep = (n > 0) & (hours >= edges[0]) & (hours < edges[-1])
+    owner = np.asarray(series, dtype=np.int64)[keep]
+    hours, n = hours[keep], n[keep]
+    columns = [np.asarray(c, dtype=np.float64)[keep] for c in (sums, sumsqs, mins, maxs)]
+    moments = hours.astype(np.int64)
+    later = (owner[1:] > owner[:-1]) | ((owner[1:] == owner[:-1]) & (moments[1:] >= moments[:-1]))
+    if not later.all():
+        # Rollups from the DB come sorted; raw rows of pending hours are appended after them.
+        order = np.lexsort((moments, owner))
+        owner, hours, moments, n = owner[order], hours[order], moments[order], n[order]
+        columns = [column[order] for column in columns]
     # Rollups from the DB and from raw rows of pending hours are joined by the caller; an
     # hour given twice would be counted twice.
-    if len(np.unique(hours[keep])) != int(keep.sum()):
+    if ((owner[1:] == owner[:-1]) & (moments[1:] == moments[:-1])).any():
         raise ValueError("an hour appears more than once in the rollups")
-    index = period_index(hours[keep], edges)
-    n = n[keep]
-    total = np.bincount(index, n, periods).astype(np.int64)
+    # One cell per (series, period); sorted rows give non-decreasing cells.
+    cell = owner * periods + period_index(hours, edges)
+    cells = size * periods
+    total = np.bincount(cell, n, cells).astype(np.int64)
     empty = total == 0
     results: dict[str, np.ma.MaskedArray] = {}
     with np.errstate(over="ignore", invalid="ignore"):
-        s = np.bincount(index, np.asarray(sums, dtype=np.float64)[keep], periods)
-        ss = np.bincount(index, np.asarray(sumsqs, dtype=np.float64)[keep], periods)
+        s = np.bincount(cell, columns[0], cells)
+        ss = np.bincount(cell, columns[1], cells)
         for method in methods:
+            value: np.ndarray
             if method == "totalCount":
-                results[method] = masked(total, np.zeros(periods, dtype=bool))
+                value, none = total, np.zeros(cells, dtype=bool)
             elif method == "sum":
-                results[method] = masked(s, empty)
+                value, none = s, empty
             elif method == "avg":
-                results[method] = masked(
-                    np.divide(s, total, out=np.zeros(periods), where=~empty), empty
-                )
+                value, none = np.divide(s, total, out=np.zeros(cells), where=~empty), empty
             elif method == "sumsq":
-                results[method] = masked(ss, empty)
+                value, none = ss, empty
             elif method == "stddev":
-                squares = ss - np.divide(s * s, total, out=np.zeros(periods), where=~empty)
+                squares = ss - np.divide(s * s, total, out=np.zeros(cells), where=~empty)
                 variance = np.divide(
-                    np.maximum(squares, 0), total - 1, out=np.zeros(periods), where=total > 1
+                    np.maximum(squares, 0), total - 1, out=np.zeros(cells), where=total > 1
                 )
-                results[method] = masked(np.sqrt(variance), total < 2)
+                value, none = np.sqrt(variance), total < 2
             else:
-                source = np.asarray(mins if method == "min" else maxs, dtype=np.float64)[keep]
+                source = columns[2] if method == "min" else columns[3]
                 reduce = np.minimum if method == "min" else np.maximum
-                order = np.argsort(index, kind="stable")
-                filled = np.zeros(periods)
-                starts = np.searchsorted(index[order], np.flatnonzero(~empty))
-                if len(starts):
-                    filled[~empty] = reduce.reduceat(source[order], starts)
-                results[method] = masked(filled, empty)
+                value = np.zeros(cells)
+                if len(cell):
+                    starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
+                    value[cell[starts]] = reduce.reduceat(source, starts)
+                none = empty
+            results[method] = masked(value.reshape(shape), none.reshape(shape))
     return results
 
 

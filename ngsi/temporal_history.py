@@ -19,7 +19,6 @@ aggregations on the cheapest correct path (docs/temporal.md, "Choosing the path"
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,9 +30,8 @@ import orjson
 from psycopg import AsyncConnection
 
 from ngsi.aggregate import (
-    Rollups,
     aggregate,
-    combine_rollups,
+    combine_series_rollups,
     fill_gaps,
     is_hour_aligned,
     period_edges,
@@ -44,7 +42,7 @@ from ngsi.temporal_output import AggregatedSeries, decode_value
 from ngsi.temporal_paging import cap_backward, cap_forward, cap_periods, content_range
 from ngsi.temporal_params import Aggregation, TimeWindow, check_eligible
 from storage.rollups import HOUR, TimeRange, floor_hour, pending_overlaps_async
-from storage.temporal_reads import fetch_first_n, fetch_last_n, fetch_raw, fetch_rollups
+from storage.temporal_reads import fetch_first_n, fetch_last_n, fetch_raw, fetch_rollup_table
 from storage.temporal_series import Series, SeriesKey
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -194,6 +192,20 @@ def _finish(
     return finished
 
 
+def _finish_rows(
+    results: dict[str, np.ma.MaskedArray], edges: np.ndarray, gap_fill: str | None
+) -> dict[str, list[list[Any]]]:
+    """(series, periods) masked results as one list per series (None where empty), gaps
+    filled: one `.tolist()` per method for all series."""
+    finished = {}
+    for method, result in results.items():
+        if gap_fill is not None and method not in COUNTS:
+            finished[method] = [fill_gaps(edges, row, gap_fill).tolist() for row in result]
+        else:
+            finished[method] = result.tolist()
+    return finished
+
+
 def _in_ranges(buckets: np.ndarray, ranges: Sequence[TimeRange]) -> np.ndarray:
     inside = np.zeros(len(buckets), dtype=bool)
     for low, high in ranges:
@@ -210,13 +222,20 @@ async def _from_rollups(
     request: HistoryRequest,
     aggregation: Aggregation,
 ) -> AggregatedAnswer | None:
-    """Hourly rollups, pending hours from raw rows; None when rollups cannot answer."""
+    """Hourly rollups, pending hours from raw rows; None when rollups cannot answer. All
+    series are combined at once (one window gives them the same periods)."""
     attributes, start, end = request.attribute_list, request.start, request.end
-    stored = await fetch_rollups(conn, request.backend, tenant, entity_ids, attributes, start, end)
-    if any(not np.array_equal(r.observation_counts, r.value_counts) for r in stored.values()):
+    table = await fetch_rollup_table(
+        conn, request.backend, tenant, entity_ids, attributes, start, end
+    )
+    if (table.observation_counts != table.value_counts).any():
         return None  # values that are not numbers: only the raw path aggregates them
     pending = await pending_overlaps_async(conn, tenant, start, end)
-    fresh: dict[SeriesKey, list[Rollups]] = defaultdict(list)
+    keys = list(table.keys)
+    position = {key: index for index, key in enumerate(keys)}
+    keep = ~_in_ranges(table.buckets, pending)
+    columns = (table.series, table.buckets, table.value_counts, table.sums, table.sum_squares)
+    parts = [tuple(column[keep] for column in (*columns, table.mins, table.maxs))]
     for low, high in pending:
         low = max(low, start) if start is not None else low
         high = min(high, end) if end is not None else high
@@ -224,27 +243,36 @@ async def _from_rollups(
         for key, part in raw.items():
             if part.others is not None:
                 return None
-            fresh[key].append(rollup_hours(part.times, part.values))
-    hours: dict[SeriesKey, Rollups] = {}
-    for key in stored.keys() | fresh.keys():
-        parts = list(fresh.get(key, []))
-        if key in stored:
-            r = stored[key]
-            keep = ~_in_ranges(r.buckets, pending)
-            columns = (r.buckets, r.value_counts, r.sums, r.sum_squares, r.mins, r.maxs)
-            parts.append(Rollups(*(column[keep] for column in columns)))
-        merged = Rollups(*(np.concatenate(column) for column in zip(*parts, strict=True)))
-        if len(merged.buckets):
-            hours[key] = merged
-    oldest = min((h.buckets.min() for h in hours.values()), default=None)
-    newest = max((h.buckets.max() for h in hours.values()), default=None)
+            if key not in position:
+                position[key] = len(keys)
+                keys.append(key)
+            hours = rollup_hours(part.times, part.values)
+            parts.append((np.full(len(hours.buckets), position[key], dtype=np.int64), *hours))
+    merged = [np.concatenate(column) for column in zip(*parts, strict=True)]
+    series_index, buckets, counts, sums, sum_squares, mins, maxs = merged
+    oldest = buckets.min() if len(buckets) else None
+    newest = buckets.max() if len(buckets) else None
     edges, cut = _edges(request, oldest, newest)
     if len(edges) and not is_hour_aligned(edges):
         return None
-    series: dict[SeriesKey, AggregatedSeries] = {}
-    for key, h in hours.items():
-        results = combine_rollups(*h, edges, aggregation.methods)
-        series[key] = AggregatedSeries("Property", _finish(results, edges, request.gap_fill))
+    results = combine_series_rollups(
+        series_index,
+        len(keys),
+        buckets,
+        counts,
+        sums,
+        sum_squares,
+        mins,
+        maxs,
+        edges,
+        aggregation.methods,
+    )
+    rows = _finish_rows(results, edges, request.gap_fill)
+    present = np.flatnonzero(np.bincount(series_index, minlength=len(keys))).tolist()
+    series = {
+        keys[index]: AggregatedSeries("Property", {m: v[index] for m, v in rows.items()})
+        for index in present
+    }
     return AggregatedAnswer(edges, series, cut, "rollups")
 
 

@@ -122,6 +122,9 @@ class TemporalRenderer:
     def __init__(self, context: ActiveContext, options: TemporalOptions) -> None:
         self.context = context
         self.options = options
+        #: The last edges rendered and their period starts and ends: every entity of one
+        #: answer has the same periods, so they are formatted once.
+        self._periods: tuple[np.ndarray, list[str], list[str]] | None = None
 
     def _keeps(self, member: str) -> bool:
         pick, omit = self.options.pick, self.options.omit
@@ -163,8 +166,7 @@ class TemporalRenderer:
     ) -> dict[str, Any]:
         """One entity in the aggregated temporal representation over periods `edges`."""
         body = self.head(head)
-        stamps = iso_times(edges)
-        starts, ends = stamps[:-1], stamps[1:]
+        starts, ends = self._period_bounds(edges)
         for attribute, keys in _by_attribute(series):
             if not self._keeps(attribute):
                 continue
@@ -172,15 +174,19 @@ class TemporalRenderer:
             for key in keys:
                 part: dict[str, Any] = {"type": series[key].kind}
                 for method, values in series[key].results.items():
-                    part[method] = [
-                        [value, start, end]
-                        for value, start, end in zip(values, starts, ends, strict=True)
-                    ]
+                    part[method] = list(map(list, zip(values, starts, ends, strict=True)))
                 if key[2]:
                     part["datasetId"] = key[2]
                 parts.append(part)
             body[self.context.compact(attribute)] = parts[0] if len(parts) == 1 else parts
         return body
+
+    def _period_bounds(self, edges: np.ndarray) -> tuple[list[str], list[str]]:
+        """The periods' start and end times as the API writes them (formatted once)."""
+        if self._periods is None or self._periods[0] is not edges:
+            stamps = iso_times(edges)
+            self._periods = (edges, stamps[:-1], stamps[1:])
+        return self._periods[1], self._periods[2]
 
     def _content(self, kind: str, member: str, content: Any) -> tuple[str, str, Any, str | None]:
         """The content as shown: a LanguageProperty reduced to one language with `lang`."""

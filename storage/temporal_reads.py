@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -131,6 +132,35 @@ def _series(row: Sequence[Any]) -> Series:
     return Series(entity_type, times, values, others, None if unit_codes else unit_code, unit_codes)
 
 
+#: fetch_raw's rows of the window, sorted once; the aggregates over them keep that order
+#: (no join in between), so none of them sorts again. Only the columns used are carried.
+_SORTED_ROWS = (
+    "(SELECT entity_id, attribute, dataset_id, observed_at, {columns} FROM observations"
+    " WHERE {where} ORDER BY entity_id, attribute, dataset_id, observed_at) AS sorted"
+)
+_NUMBER_COLUMNS = "entity_type, value_num, value_json IS NOT NULL AS has_json, unit_code"
+_OTHER_COLUMNS = "value_json, unit_code"
+#: Per series: type, times, numbers (NaN if not), whether there are other values, the unit
+#: code and whether it varies. The other values and unit codes are fetched only for the
+#: series that need them (`_RAW_OTHERS`): most series hold numbers in one unit.
+_RAW_NUMBERS = """
+SELECT entity_id, attribute, dataset_id, min(entity_type), array_agg(observed_at),
+       array_agg(coalesce(value_num, 'NaN')), bool_or(has_json),
+       max(unit_code),
+       min(unit_code) IS DISTINCT FROM max(unit_code)
+       OR (bool_or(unit_code IS NULL) AND count(unit_code) > 0)
+FROM {rows} GROUP BY entity_id, attribute, dataset_id ORDER BY entity_id, attribute, dataset_id
+"""
+_RAW_OTHERS = """
+SELECT entity_id, attribute, dataset_id, array_agg(observed_at),
+       CASE WHEN bool_or(value_json IS NOT NULL) THEN array_agg(value_json) END,
+       CASE WHEN min(unit_code) IS DISTINCT FROM max(unit_code)
+                 OR (bool_or(unit_code IS NULL) AND count(unit_code) > 0)
+            THEN array_agg(unit_code) END
+FROM {rows} GROUP BY entity_id, attribute, dataset_id
+"""
+
+
 async def fetch_raw(
     conn: AsyncConnection[Any],
     tenant: str,
@@ -141,12 +171,137 @@ async def fetch_raw(
 ) -> dict[SeriesKey, Series]:
     """Every instance in [start, end) of the entities' attributes (all when None), per series."""
     where, params = _selection(tenant, entity_ids, attributes, start, end, "observed_at")
+    rows = sql.SQL(_SORTED_ROWS).format(columns=sql.SQL(_NUMBER_COLUMNS), where=where)
+    found = await _fetch_arrays(conn, sql.SQL(_RAW_NUMBERS).format(rows=rows), params)
+    series = {
+        (entity, attribute, dataset): Series(kind, times, values, None, unit_code, None)
+        for entity, attribute, dataset, kind, times, values, _, unit_code, _ in found
+    }
+    wanted = [row[:3] for row in found if row[6] or row[8]]
+    if not wanted:
+        return series
+    entities, names, datasets = (list(column) for column in zip(*wanted, strict=True))
+    where, params = _selection(tenant, entities, names, start, end, "observed_at")
+    where = sql.SQL(
+        "{} AND (entity_id, attribute, dataset_id) IN"
+        " (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))"
+    ).format(where)
+    rows = sql.SQL(_SORTED_ROWS).format(columns=sql.SQL(_OTHER_COLUMNS), where=where)
+    others = await _fetch_arrays(
+        conn, sql.SQL(_RAW_OTHERS).format(rows=rows), [*params, entities, names, datasets]
+    )
+    parts = [series.get(row[:3]) for row in others]
+    if len(others) != len(wanted) or any(
+        part is None or not np.array_equal(part.times, row[3])
+        for part, row in zip(parts, others, strict=True)
+    ):
+        # Written to between the two statements: read it all in one.
+        return await _fetch_raw_whole(conn, tenant, entity_ids, attributes, start, end)
+    for part, (_, _, _, _, values, unit_codes) in zip(parts, others, strict=True):
+        assert part is not None
+        part.others = values
+        if unit_codes:
+            part.unit_code, part.unit_codes = None, unit_codes
+    return series
+
+
+async def _fetch_raw_whole(
+    conn: AsyncConnection[Any],
+    tenant: str,
+    entity_ids: Sequence[str],
+    attributes: Sequence[str] | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> dict[SeriesKey, Series]:
+    """fetch_raw in one statement, every array at once."""
+    where, params = _selection(tenant, entity_ids, attributes, start, end, "observed_at")
     query = sql.SQL(
         "SELECT entity_id, attribute, dataset_id, {arrays} FROM observations WHERE {where}"
         " GROUP BY entity_id, attribute, dataset_id ORDER BY entity_id, attribute, dataset_id"
     ).format(arrays=sql.SQL(_SERIES_ARRAYS), where=where)
     rows = await _fetch_arrays(conn, query, params)
     return {(row[0], row[1], row[2]): _series(row[3:]) for row in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class RollupTable:
+    """Hourly rollups of many series in flat arrays, sorted by series then hour (NaN where an
+    hour has no number): row i belongs to `keys[series[i]]`."""
+
+    keys: list[SeriesKey]
+    entity_types: list[str]
+    series: np.ndarray  # int64, index into keys
+    buckets: np.ndarray  # datetime64[us], the start of each UTC hour
+    observation_counts: np.ndarray  # int64, every instance
+    value_counts: np.ndarray  # int64, the numeric ones, which the rest summarize
+    sums: np.ndarray
+    sum_squares: np.ndarray
+    mins: np.ndarray
+    maxs: np.ndarray
+
+
+#: One row per series and hour, sorted by series then hour. The continuous aggregate has a
+#: row per entity type as well, so it is grouped again per hour; `observation_rollups` has
+#: one row per series and hour (its primary key).
+_ROLLUP_HOURS = {
+    "postgres": "SELECT entity_id, attribute, dataset_id, entity_type, bucket,"
+    " observation_count AS n, value_count AS numbers, value_sum AS total,"
+    " value_sum_squares AS squares, value_min AS lowest, value_max AS highest"
+    " FROM {table} WHERE {where} ORDER BY entity_id, attribute, dataset_id, bucket",
+    "timescaledb": "SELECT entity_id, attribute, dataset_id, min(entity_type) AS entity_type,"
+    " bucket, sum(observation_count) AS n, sum(value_count) AS numbers,"
+    " sum(value_sum) AS total, sum(value_sum_squares) AS squares,"
+    " min(value_min) AS lowest, max(value_max) AS highest"
+    " FROM {table} WHERE {where} GROUP BY entity_id, attribute, dataset_id, bucket"
+    " ORDER BY entity_id, attribute, dataset_id, bucket",
+}
+#: One answer row: the series (sorted as the hours) and their row counts, then every hour's
+#: columns as one array each. The hours are sorted once; the aggregates over the materialized
+#: CTE take its rows in that order (no join in between), so none of them sorts again.
+_ROLLUP_TABLE = """
+WITH hours AS MATERIALIZED ({hours}),
+series AS (SELECT entity_id, attribute, dataset_id, min(entity_type) AS entity_type,
+                  count(*)::int8 AS size
+           FROM hours GROUP BY entity_id, attribute, dataset_id
+           ORDER BY entity_id, attribute, dataset_id)
+SELECT keys.*, flat.* FROM
+  (SELECT array_agg(entity_id), array_agg(attribute), array_agg(dataset_id),
+          array_agg(entity_type), array_agg(size) FROM series) AS keys,
+  (SELECT array_agg(bucket), array_agg(n::int8), array_agg(numbers::int8),
+          array_agg(coalesce(total, 'NaN')), array_agg(coalesce(squares, 'NaN')),
+          array_agg(coalesce(lowest, 'NaN')), array_agg(coalesce(highest, 'NaN'))
+   FROM hours) AS flat
+"""
+
+
+async def fetch_rollup_table(
+    conn: AsyncConnection[Any],
+    backend_name: str,
+    tenant: str,
+    entity_ids: Sequence[str],
+    attributes: Sequence[str] | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> RollupTable:
+    """Hourly rollups with start <= bucket < end of every series, in one table."""
+    table = sql.Identifier(_ROLLUP_TABLES[backend_name])
+    where, params = _selection(tenant, entity_ids, attributes, start, end, "bucket")
+    hours = sql.SQL(_ROLLUP_HOURS[backend_name]).format(table=table, where=where)
+    query = sql.SQL(_ROLLUP_TABLE).format(hours=hours)
+    rows = await _fetch_arrays(conn, query, params)
+    entities, names, datasets, types, sizes, *columns = rows[0]
+    if entities is None:
+        empty_times = np.empty(0, dtype="datetime64[us]")
+        empty_counts = np.empty(0, dtype=np.int64)
+        floats = [np.empty(0) for _ in range(4)]
+        return RollupTable([], [], empty_counts, empty_times, empty_counts, empty_counts, *floats)
+    keys = list(zip(entities, names, datasets, strict=True))
+    series = np.repeat(np.arange(len(keys), dtype=np.int64), sizes)
+    buckets = columns[0]
+    later = (series[1:] != series[:-1]) | (buckets[1:] > buckets[:-1])
+    if len(series) != len(buckets) or not later.all():
+        raise RuntimeError("rollup rows came back out of order")
+    return RollupTable(keys, list(types), series, *columns)
 
 
 async def fetch_rollups(
@@ -159,26 +314,22 @@ async def fetch_rollups(
     end: datetime | None,
 ) -> dict[SeriesKey, RollupSeries]:
     """Hourly rollups with start <= bucket < end, per series (the caller skips pending hours)."""
-    table = sql.Identifier(_ROLLUP_TABLES[backend_name])
-    where, params = _selection(tenant, entity_ids, attributes, start, end, "bucket")
-    # Grouped again per hour: the continuous aggregate has a row per entity type as well.
-    query = sql.SQL(
-        "SELECT entity_id, attribute, dataset_id, min(entity_type),"
-        " array_agg(bucket ORDER BY bucket), array_agg(n ORDER BY bucket),"
-        " array_agg(numbers ORDER BY bucket),"
-        " array_agg(coalesce(total, 'NaN') ORDER BY bucket),"
-        " array_agg(coalesce(squares, 'NaN') ORDER BY bucket),"
-        " array_agg(coalesce(lowest, 'NaN') ORDER BY bucket),"
-        " array_agg(coalesce(highest, 'NaN') ORDER BY bucket)"
-        " FROM (SELECT entity_id, attribute, dataset_id, bucket, min(entity_type) AS entity_type,"
-        " sum(observation_count)::int8 AS n, sum(value_count)::int8 AS numbers,"
-        " sum(value_sum) AS total, sum(value_sum_squares) AS squares,"
-        " min(value_min) AS lowest, max(value_max) AS highest"
-        " FROM {table} WHERE {where} GROUP BY entity_id, attribute, dataset_id, bucket) AS hours"
-        " GROUP BY entity_id, attribute, dataset_id ORDER BY entity_id, attribute, dataset_id"
-    ).format(table=table, where=where)
-    rows = await _fetch_arrays(conn, query, params)
-    return {(row[0], row[1], row[2]): RollupSeries(*row[3:]) for row in rows}
+    table = await fetch_rollup_table(conn, backend_name, tenant, entity_ids, attributes, start, end)
+    offsets = np.cumsum(np.bincount(table.series, minlength=len(table.keys)))
+    columns = (
+        table.buckets,
+        table.observation_counts,
+        table.value_counts,
+        table.sums,
+        table.sum_squares,
+        table.mins,
+        table.maxs,
+    )
+    found = {}
+    for index, key in enumerate(table.keys):
+        rows = slice(int(offsets[index - 1]) if index else 0, int(offsets[index]))
+        found[key] = RollupSeries(table.entity_types[index], *(c[rows] for c in columns))
+    return found
 
 
 # --- the n newest or oldest of each series ----------------------------------------------------

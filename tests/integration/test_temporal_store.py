@@ -11,11 +11,18 @@ import numpy as np
 import psycopg
 import pytest
 
+from storage import temporal_reads
 from storage.backend import Backend
 from storage.database import connect
 from storage.records import ObservationRow
 from storage.rollups import MICROSECOND, refresh_rollups
-from storage.temporal_reads import fetch_last_n, fetch_raw, fetch_rollups
+from storage.temporal_reads import (
+    _fetch_raw_whole,
+    fetch_last_n,
+    fetch_raw,
+    fetch_rollup_table,
+    fetch_rollups,
+)
 from storage.temporal_series import Series, instance_id, instance_ids, parse_instance_id
 from storage.temporal_writes import (
     delete_attribute_history,
@@ -145,6 +152,45 @@ async def test_fetch_raw_windows(aconn, stored, attributes, start, end, expected
     np.testing.assert_array_equal(times, us(*expected))
 
 
+@pytest.mark.parametrize("attributes", [None, [PM25], [STATE, NO2]])
+async def test_fetch_raw_in_two_statements_equals_one(aconn, stored, attributes):
+    """Other values and unit codes fetched only where needed, as the one-statement read."""
+    a, b = entities(stored)
+    split = await fetch_raw(aconn, stored, [a, b], attributes, None, at(80))
+    whole = await _fetch_raw_whole(aconn, stored, [a, b], attributes, None, at(80))
+    assert list(split) == list(whole)
+    for key, series in whole.items():
+        got = split[key]
+        np.testing.assert_array_equal(got.times, series.times)
+        np.testing.assert_array_equal(got.values, series.values)
+        assert (got.entity_type, got.others) == (series.entity_type, series.others)
+        assert (got.unit_code, got.unit_codes) == (series.unit_code, series.unit_codes)
+
+
+async def test_fetch_raw_reads_again_after_a_write_between_its_statements(
+    aconn, stored, database_url, monkeypatch
+):
+    a, _ = entities(stored)
+    original = temporal_reads._fetch_arrays
+    calls = 0
+
+    async def write_after_the_first(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        found = await original(*args)
+        if calls == 1:
+            connecting = psycopg.AsyncConnection.connect(database_url)
+            async with await connecting as other, other.transaction():
+                await insert_instances(other, stored, [row(stored, a, STATE, 13, "new")])
+        return found
+
+    monkeypatch.setattr(temporal_reads, "_fetch_arrays", write_after_the_first)
+    found = await fetch_raw(aconn, stored, [a], [STATE], None, None)
+    assert calls == 3
+    assert found[(a, STATE, "")].others == ["ok", None, {"code": 2}, "new"]
+    np.testing.assert_array_equal(found[(a, STATE, "")].times, us(10, 11, 12, 13))
+
+
 async def test_fetch_rollups_matches_the_hand_computed_hours(aconn, stored, database_url, backend):
     refresh(database_url)
     a, b = entities(stored)
@@ -164,6 +210,29 @@ async def test_fetch_rollups_matches_the_hand_computed_hours(aconn, stored, data
     later = await fetch_rollups(aconn, backend.name, stored, [a, b], [PM25], at(60), at(120))
     assert sorted(later) == [(a, PM25, "")]
     np.testing.assert_array_equal(later[(a, PM25, "")].buckets, us(60))
+
+
+async def test_rollup_table_regrouped_per_hour_is_the_same(
+    aconn, stored, database_url, backend, monkeypatch
+):
+    """The TimescaleDB statement (grouped again per hour) gives the same table when it reads
+    `observation_rollups`, which already has one row per series and hour."""
+    if backend.name != "postgres":
+        pytest.skip("needs observation_rollups")
+    refresh(database_url)
+    a, b = entities(stored)
+    args = (stored, [a, b], None, None, None)
+    plain = await fetch_rollup_table(aconn, "postgres", *args)
+    monkeypatch.setitem(temporal_reads._ROLLUP_TABLES, "timescaledb", "observation_rollups")
+    regrouped = await fetch_rollup_table(aconn, "timescaledb", *args)
+    assert plain.keys == regrouped.keys == sorted(plain.keys)
+    assert plain.entity_types == regrouped.entity_types
+    for name in ("series", "buckets", "observation_counts", "value_counts", "sums", "mins"):
+        np.testing.assert_array_equal(getattr(plain, name), getattr(regrouped, name))
+    empty = await fetch_rollup_table(
+        aconn, "postgres", stored, ["urn:ngsi-ld:X:none"], None, None, None
+    )
+    assert (empty.keys, len(empty.series), empty.buckets.dtype) == ([], 0, "datetime64[us]")
 
 
 async def test_fetch_rollups_marks_hours_without_numbers(aconn, stored, database_url, backend):

@@ -21,6 +21,7 @@ from ngsi.aggregate import (
     Rollups,
     aggregate,
     combine_rollups,
+    combine_series_rollups,
     fill_gaps,
     is_hour_aligned,
     period_edges,
@@ -478,6 +479,39 @@ def test_rollups_refuse_an_hour_twice() -> None:
     doubled = Rollups(*(np.concatenate([part, part]) for part in rollups))
     with pytest.raises(ValueError, match="more than once"):
         combine_rollups(*doubled, EDGES, ["sum"])
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_series_rollups_match_one_series_at_a_time(shuffled: bool) -> None:
+    generator = np.random.default_rng(7)
+    start = np.datetime64("2026-03-28T22:00", "us")
+    per_series = []
+    for size in (5, 0, 30, 1):
+        hours = generator.choice(48, size=size, replace=False)
+        times = start + np.sort(hours).astype("timedelta64[h]") + np.timedelta64(5, "m")
+        per_series.append(rollup_hours(times, generator.normal(10, 3, size)))
+    owner = np.repeat(np.arange(4), [len(r.buckets) for r in per_series])
+    columns = Rollups(*(np.concatenate(column) for column in zip(*per_series, strict=True)))
+    if shuffled:
+        order = generator.permutation(len(owner))
+        owner, columns = owner[order], Rollups(*(column[order] for column in columns))
+    edges = period_edges(utc(2026, 3, 29), utc(2026, 3, 30, 12), parse_duration("PT3H"), BRUSSELS)
+    together = combine_series_rollups(owner, 4, *columns, edges, sorted(ROLLUP_METHODS))
+    for index, rollups in enumerate(per_series):
+        alone = combine_rollups(*rollups, edges, sorted(ROLLUP_METHODS))
+        for method, result in alone.items():
+            got = together[method][index]
+            assert got.mask.tolist() == result.mask.tolist()
+            np.testing.assert_allclose(got.filled(0), result.filled(0), rtol=1e-12)
+
+
+def test_series_rollups_refuse_an_hour_twice_in_one_series_only() -> None:
+    rollups = rollup_hours([np.datetime64("2026-03-29T00:10", "us")], [1.0])
+    doubled = Rollups(*(np.concatenate([part, part]) for part in rollups))
+    together = combine_series_rollups([0, 1], 2, *doubled, EDGES, ["sum"])
+    assert together["sum"].tolist() == [[1.0, None, None], [1.0, None, None]]
+    with pytest.raises(ValueError, match="more than once"):
+        combine_series_rollups([1, 1], 2, *doubled, EDGES, ["sum"])
 
 
 def test_naive_datetimes_are_utc() -> None:
