@@ -310,16 +310,23 @@ def combine_series_rollups(
     maxs: Any,
     edges: Any,
     methods: Sequence[str],
+    *,
+    period_buckets: bool = False,
 ) -> dict[str, np.ma.MaskedArray]:
     """`combine_rollups` for `size` series at once: the rows of series `series[i]` (0 ..
-    size - 1) are combined per period; each result is a (size, periods) masked array."""
+    size - 1) are combined per period; each result is a (size, periods) masked array.
+    `period_buckets`: the buckets are whole periods (SQL `date_bin` summaries), not hours."""
     for method in methods:
         if method not in ROLLUP_METHODS:
             raise ValueError(f"hourly rollups cannot answer {method}")
     edges = np.asarray(edges, dtype="datetime64[us]")
     hours = np.asarray(buckets, dtype="datetime64[us]")
-    # An hour must lie wholly inside one period, or its summary would be split wrongly.
-    if not is_hour_aligned(edges) or not is_hour_aligned(hours):
+    # A bucket must lie wholly inside one period, or its summary would be split wrongly:
+    # hourly rollups need hour-aligned edges; per-period summaries must start on an edge.
+    if period_buckets:
+        if not np.isin(hours, edges[:-1]).all():
+            raise ValueError("per-period summaries must start on period edges")
+    elif not is_hour_aligned(edges) or not is_hour_aligned(hours):
         raise ValueError("rollups need period edges and buckets on whole UTC hours")
     periods = max(len(edges) - 1, 0)
     shape = (size, periods)

@@ -42,7 +42,13 @@ from ngsi.temporal_output import AggregatedSeries, decode_value
 from ngsi.temporal_paging import cap_backward, cap_forward, cap_periods, content_range
 from ngsi.temporal_params import Aggregation, TimeWindow, check_eligible
 from storage.rollups import HOUR, TimeRange, floor_hour, pending_overlaps_async
-from storage.temporal_reads import fetch_first_n, fetch_last_n, fetch_raw, fetch_rollup_table
+from storage.temporal_reads import (
+    fetch_binned_table,
+    fetch_first_n,
+    fetch_last_n,
+    fetch_raw,
+    fetch_rollup_table,
+)
 from storage.temporal_series import Series, SeriesKey
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -152,6 +158,10 @@ async def read_aggregated(
         answer = await _from_rollups(conn, tenant, entity_ids, request, aggregation)
         if answer is not None:
             return answer
+    if sql_bins_usable(aggregation, request):
+        answer = await _from_sql_bins(conn, tenant, entity_ids, request, aggregation)
+        if answer is not None:
+            return answer
     return await _from_raw(conn, tenant, entity_ids, request, aggregation, shown)
 
 
@@ -255,6 +265,22 @@ async def _from_rollups(
     edges, cut = _edges(request, oldest, newest)
     if len(edges) and not is_hour_aligned(edges):
         return None
+    summaries = (buckets, counts, sums, sum_squares, mins, maxs)
+    return _combined(keys, series_index, summaries, edges, cut, request, "rollups")
+
+
+def _combined(
+    keys: Sequence[SeriesKey],
+    series_index: np.ndarray,
+    columns: tuple[np.ndarray, ...],
+    edges: np.ndarray,
+    cut: str | None,
+    request: HistoryRequest,
+    path: str,
+) -> AggregatedAnswer:
+    """Summaries (hourly, or one per period) of every series combined into the answer."""
+    assert request.aggregation is not None
+    buckets, counts, sums, sum_squares, mins, maxs = columns
     results = combine_series_rollups(
         series_index,
         len(keys),
@@ -265,7 +291,8 @@ async def _from_rollups(
         mins,
         maxs,
         edges,
-        aggregation.methods,
+        request.aggregation.methods,
+        period_buckets=path == "sql",
     )
     rows = _finish_rows(results, edges, request.gap_fill)
     present = np.flatnonzero(np.bincount(series_index, minlength=len(keys))).tolist()
@@ -273,7 +300,44 @@ async def _from_rollups(
         keys[index]: AggregatedSeries("Property", {m: v[index] for m, v in rows.items()})
         for index in present
     }
-    return AggregatedAnswer(edges, series, cut, "rollups")
+    return AggregatedAnswer(edges, series, cut, path)
+
+
+def sql_bins_usable(aggregation: Aggregation, request: HistoryRequest) -> bool:
+    """Whether SQL `date_bin` can summarize each period: a fixed period, a closed window,
+    and methods computable from count, sum, sum of squares, min and max."""
+    period = aggregation.period
+    return (
+        aggregation.rollups_suffice
+        and not period.is_calendar
+        and not period.is_zero
+        and request.start is not None
+        and request.end is not None
+    )
+
+
+async def _from_sql_bins(
+    conn: AsyncConnection[Any],
+    tenant: str,
+    entity_ids: Sequence[str],
+    request: HistoryRequest,
+    aggregation: Aggregation,
+) -> AggregatedAnswer | None:
+    """Each fixed period summarized in SQL (`date_bin` from the window start); None when a
+    series holds values that are not numbers (the raw path aggregates those)."""
+    edges, cut = _edges(request, None, None)
+    if len(edges) < 2:
+        return None
+    start, end = as_datetime(edges[0]), as_datetime(edges[-1])
+    stride = timedelta(seconds=aggregation.period.fixed_seconds)
+    table = await fetch_binned_table(
+        conn, tenant, entity_ids, request.attribute_list, start, end, stride
+    )
+    if (table.observation_counts != table.value_counts).any():
+        return None
+    summaries = (table.buckets, table.value_counts, table.sums, table.sum_squares,
+                 table.mins, table.maxs)  # fmt: skip
+    return _combined(table.keys, table.series, summaries, edges, cut, request, "sql")
 
 
 async def _from_raw(

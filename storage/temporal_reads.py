@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -274,6 +274,19 @@ SELECT keys.*, flat.* FROM
 """
 
 
+#: The same summary columns computed in SQL over raw rows, one bucket per fixed period
+#: (`date_bin`, PostgreSQL 14+; core PostgreSQL, so on TimescaleDB too).
+_BINNED = (
+    "SELECT entity_id, attribute, dataset_id, min(entity_type) AS entity_type,"
+    " date_bin(%s, observed_at, %s) AS bucket,"
+    " count(*) AS n, count(value_num) AS numbers, sum(value_num) AS total,"
+    " sum(value_num * value_num) AS squares, min(value_num) AS lowest,"
+    " max(value_num) AS highest FROM observations WHERE {where}"
+    " GROUP BY entity_id, attribute, dataset_id, bucket"
+    " ORDER BY entity_id, attribute, dataset_id, bucket"
+)
+
+
 async def fetch_rollup_table(
     conn: AsyncConnection[Any],
     backend_name: str,
@@ -287,7 +300,29 @@ async def fetch_rollup_table(
     table = sql.Identifier(_ROLLUP_TABLES[backend_name])
     where, params = _selection(tenant, entity_ids, attributes, start, end, "bucket")
     hours = sql.SQL(_ROLLUP_HOURS[backend_name]).format(table=table, where=where)
-    query = sql.SQL(_ROLLUP_TABLE).format(hours=hours)
+    return await _summary_table(conn, hours, params)
+
+
+async def fetch_binned_table(
+    conn: AsyncConnection[Any],
+    tenant: str,
+    entity_ids: Sequence[str],
+    attributes: Sequence[str] | None,
+    start: datetime,
+    end: datetime,
+    stride: timedelta,
+) -> RollupTable:
+    """Raw rows summarized per `stride` from `start` in SQL (the fixed periods of an
+    aggregation that hourly rollups cannot answer), in the rollup table's shape."""
+    where, params = _selection(tenant, entity_ids, attributes, start, end, "observed_at")
+    binned = sql.SQL(_BINNED).format(where=where)
+    return await _summary_table(conn, binned, [stride, start, *params])
+
+
+async def _summary_table(
+    conn: AsyncConnection[Any], summaries: sql.Composable, params: list[Any]
+) -> RollupTable:
+    query = sql.SQL(_ROLLUP_TABLE).format(hours=summaries)
     rows = await _fetch_arrays(conn, query, params)
     entities, names, datasets, types, sizes, *columns = rows[0]
     if entities is None:

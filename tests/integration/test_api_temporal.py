@@ -444,13 +444,35 @@ def test_rollup_path_and_raw_path_give_the_same_answer(stored, api_database, mon
     assert late["totalCount"][1][0] == 24
 
 
+@pytest.mark.parametrize("period", ["PT30M", "PT7M30S", "PT90M", "PT1H"])
+def test_sql_date_bin_path_and_raw_path_give_the_same_answer(stored, monkeypatch, period):
+    paths = spy_on_rollups(monkeypatch)
+    methods = "totalCount,sum,avg,min,max,stddev,sumsq"
+    window = {"timerel": "between", "timeAt": z(at(0.25)), "endTimeAt": z(at(9.5))}
+
+    def ask() -> dict[str, Any]:
+        response = get(stored, attrs="pm25", options="aggregatedValues", aggrMethods=methods,
+                       aggrPeriodDuration=period, **window)  # fmt: skip
+        assert response.status_code == 200, response.text
+        return response.json()["pm25"]
+
+    in_sql = ask()
+    monkeypatch.setattr(temporal_history, "sql_bins_usable", lambda *args: False)
+    raw = ask()
+    assert paths == ["sql", "raw"]
+    assert sum(count for count, *_ in in_sql["totalCount"]) > 5  # a real answer, not an empty one
+    for method in methods.split(","):
+        assert same_periods(in_sql[method], raw[method]), method
+
+
 @pytest.mark.parametrize(
     ("params", "path"),
     [
         ({"aggrMethods": "p95"}, "raw"),  # percentiles need the values
         ({"aggrMethods": "distinctCount"}, "raw"),
-        ({"aggrMethods": "sum", "aggrPeriodDuration": "PT30M"}, "raw"),  # not whole hours
-        ({"aggrMethods": "sum", "timeAt": z(at(0.5))}, "raw"),  # window not on whole hours
+        ({"aggrMethods": "sum", "aggrPeriodDuration": "PT30M"}, "sql"),  # not whole hours
+        ({"aggrMethods": "sum", "timeAt": z(at(0.5))}, "sql"),  # window not on whole hours
+        ({"aggrMethods": "sum", "aggrPeriodDuration": "P1D", "timeAt": z(at(0.5))}, "raw"),
         ({"aggrMethods": "sum,avg"}, "rollups"),
     ],
 )
