@@ -18,7 +18,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ngsi.access import AccessControl
 from ngsi.context import ContextResolver
 from ngsi.errors import ErrorType, NgsiError
-from ngsi.routers import batch, contexts, discovery, entities, query_operation, temporal
+from ngsi.routers import (
+    attributes,
+    batch,
+    contexts,
+    discovery,
+    entities,
+    query_operation,
+    temporal,
+)
 from storage.context_store import hosted_loader
 from storage.geosql import postgis_available_async
 
@@ -161,6 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(StripTrailingSlash)
     _without_validation_responses(app)
     app.include_router(entities.router)
+    app.include_router(attributes.router)
     app.include_router(contexts.router)
     app.include_router(discovery.router)
     app.include_router(batch.router)
