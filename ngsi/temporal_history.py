@@ -41,14 +41,9 @@ from ngsi.errors import ErrorType, NgsiError
 from ngsi.temporal_output import AggregatedSeries, decode_value
 from ngsi.temporal_paging import cap_backward, cap_forward, cap_periods, content_range
 from ngsi.temporal_params import Aggregation, TimeWindow, check_eligible
+from storage.rollup_reads import fetch_binned_table, fetch_rollup_table
 from storage.rollups import HOUR, TimeRange, floor_hour, pending_overlaps_async
-from storage.temporal_reads import (
-    fetch_binned_table,
-    fetch_first_n,
-    fetch_last_n,
-    fetch_raw,
-    fetch_rollup_table,
-)
+from storage.temporal_reads import fetch_first_n, fetch_last_n, fetch_raw
 from storage.temporal_series import Series, SeriesKey
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

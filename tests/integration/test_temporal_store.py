@@ -1,4 +1,4 @@
-"""storage/temporal_reads.py and temporal_writes.py against hand-made history."""
+"""storage/temporal_reads.py, rollup_reads.py and temporal_writes.py against hand-made history."""
 
 from __future__ import annotations
 
@@ -11,18 +11,13 @@ import numpy as np
 import psycopg
 import pytest
 
-from storage import temporal_reads
+from storage import rollup_reads, temporal_reads
 from storage.backend import Backend
 from storage.database import connect
 from storage.records import ObservationRow
+from storage.rollup_reads import fetch_rollup_table, fetch_rollups
 from storage.rollups import MICROSECOND, refresh_rollups
-from storage.temporal_reads import (
-    _fetch_raw_whole,
-    fetch_last_n,
-    fetch_raw,
-    fetch_rollup_table,
-    fetch_rollups,
-)
+from storage.temporal_reads import _fetch_raw_whole, fetch_last_n, fetch_raw
 from storage.temporal_series import Series, instance_id, instance_ids, parse_instance_id
 from storage.temporal_writes import (
     delete_attribute_history,
@@ -171,7 +166,7 @@ async def test_fetch_raw_reads_again_after_a_write_between_its_statements(
     aconn, stored, database_url, monkeypatch
 ):
     a, _ = entities(stored)
-    original = temporal_reads._fetch_arrays
+    original = temporal_reads.fetch_arrays
     calls = 0
 
     async def write_after_the_first(*args: Any) -> Any:
@@ -184,7 +179,7 @@ async def test_fetch_raw_reads_again_after_a_write_between_its_statements(
                 await insert_instances(other, stored, [row(stored, a, STATE, 13, "new")])
         return found
 
-    monkeypatch.setattr(temporal_reads, "_fetch_arrays", write_after_the_first)
+    monkeypatch.setattr(temporal_reads, "fetch_arrays", write_after_the_first)
     found = await fetch_raw(aconn, stored, [a], [STATE], None, None)
     assert calls == 3
     assert found[(a, STATE, "")].others == ["ok", None, {"code": 2}, "new"]
@@ -223,7 +218,7 @@ async def test_rollup_table_regrouped_per_hour_is_the_same(
     a, b = entities(stored)
     args = (stored, [a, b], None, None, None)
     plain = await fetch_rollup_table(aconn, "postgres", *args)
-    monkeypatch.setitem(temporal_reads._ROLLUP_TABLES, "timescaledb", "observation_rollups")
+    monkeypatch.setitem(rollup_reads._ROLLUP_TABLES, "timescaledb", "observation_rollups")
     regrouped = await fetch_rollup_table(aconn, "timescaledb", *args)
     assert plain.keys == regrouped.keys == sorted(plain.keys)
     assert plain.entity_types == regrouped.entity_types
