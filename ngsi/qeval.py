@@ -28,7 +28,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from ngsi.qlang import (
+from ngsi.qast import (
     DEFAULT_TARGET,
     RELATIONSHIP_TYPES,
     TARGET_MEMBERS,

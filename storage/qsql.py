@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from psycopg import sql
 
-from ngsi.qlang import (
+from ngsi.qast import (
     DEFAULT_TARGET,
     RELATIONSHIP_TYPES,
     TARGET_MEMBERS,

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from ngsi.errors import ErrorType, NgsiError
-from ngsi.qlang import (
+from ngsi.qast import (
     And,
     AttributePath,
     Boolean,
@@ -25,8 +25,10 @@ from ngsi.qlang import (
     TimeValue,
     Uri,
     ValueList,
-    parse_q,
     parse_stored_temporal,
+)
+from ngsi.qlang import (
+    parse_q,
 )
 from ngsi.qregex import RegexClass, parse_pattern
 
