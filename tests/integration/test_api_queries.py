@@ -196,3 +196,10 @@ def test_random_q_never_causes_a_server_error(api, q):
     assert response.status_code in (200, 400, 403), (q, response.text)
     if response.status_code != 200:
         assert response.json()["type"].startswith(ERRORS)
+
+
+def test_too_complex_a_query_is_too_complex_query(api):
+    load(api)
+    response = api.get(ENTITIES, params={"q": ";".join(["intensity>1"] * 100)})
+    assert response.status_code == 403, response.text
+    assert response.json()["type"] == ERRORS + "TooComplexQuery"
