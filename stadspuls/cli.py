@@ -22,6 +22,7 @@ from storage.status import collect_status, list_dead_letters
 from storage.writer import write_registry
 
 from .cli_backfill import backfill_command
+from .cli_grafana import grafana_app
 from .cli_keys import keys_app
 from .settings import Settings
 from .wiring import build_worker, prepare_database
@@ -30,6 +31,7 @@ app = typer.Typer(help="Stadspuls: city sensor data from MQTT to NGSI-LD.", no_a
 devices_app = typer.Typer(help="The device registry.", no_args_is_help=True)
 app.add_typer(devices_app, name="devices")
 app.add_typer(keys_app, name="keys")
+app.add_typer(grafana_app, name="grafana")
 app.command("backfill")(backfill_command)
 console = Console()
 
