@@ -147,3 +147,7 @@ class Profile(Protocol):
         payloads that carry none.
         """
         ...
+
+    def device_topics(self, device_key: str) -> tuple[str, ...]:
+        """The topics (ACL topic filters) the device with `device_key` publishes on."""
+        ...

@@ -24,6 +24,7 @@ from storage.writer import write_registry
 from .cli_backfill import backfill_command
 from .cli_grafana import grafana_app
 from .cli_keys import keys_app
+from .cli_mqtt import mqtt_app
 from .settings import Settings
 from .wiring import build_worker, prepare_database
 
@@ -32,6 +33,7 @@ devices_app = typer.Typer(help="The device registry.", no_args_is_help=True)
 app.add_typer(devices_app, name="devices")
 app.add_typer(keys_app, name="keys")
 app.add_typer(grafana_app, name="grafana")
+app.add_typer(mqtt_app, name="mqtt")
 app.command("backfill")(backfill_command)
 console = Console()
 

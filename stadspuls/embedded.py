@@ -25,10 +25,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def broker_config(port: int, data_dir: Path, persistence: bool = True) -> str:
-    """The shipped configuration, listening on `port` on loopback, persisting in `data_dir`."""
+def broker_config(
+    port: int, data_dir: Path, persistence: bool = True, extra_config: str = ""
+) -> str:
+    """The shipped configuration, listening on `port` on loopback, persisting in `data_dir`.
+
+    Lines of `extra_config` are appended; a shipped line setting an option that
+    `extra_config` sets too (e.g. `allow_anonymous`) is left out.
+    """
+    extra = [line for line in extra_config.splitlines() if line.strip()]
+    overridden = {line.split()[0] for line in extra if not line.startswith("#")}
     lines = []
     for line in SHIPPED_CONFIG.read_text().splitlines():
+        if line.split(" ", 1)[0] in overridden:
+            continue
         if line.startswith("listener "):
             line = f"listener {port} 127.0.0.1"
         elif line.startswith("persistence_location "):
@@ -36,20 +46,20 @@ def broker_config(port: int, data_dir: Path, persistence: bool = True) -> str:
         elif line.startswith("persistence ") and not persistence:
             line = "persistence false"
         lines.append(line)
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *extra]) + "\n"
 
 
 class Mosquitto:
     """A Mosquitto process on a fixed port and data directory; it can be stopped and restarted."""
 
-    def __init__(self, workdir: Path, persistence: bool = True) -> None:
+    def __init__(self, workdir: Path, persistence: bool = True, extra_config: str = "") -> None:
         self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.port = free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
         data = workdir / "mosquitto-data"
         data.mkdir(parents=True, exist_ok=True)
         self.config = workdir / "mosquitto.conf"
-        self.config.write_text(broker_config(self.port, data, persistence))
+        self.config.write_text(broker_config(self.port, data, persistence, extra_config))
         self.log_path = workdir / "mosquitto.log"
         self.process: subprocess.Popen | None = None
 
@@ -69,9 +79,11 @@ class Mosquitto:
 
 
 @contextmanager
-def running_mosquitto(workdir: Path, persistence: bool = True) -> Iterator[str]:
-    """Run Mosquitto with the shipped configuration; yield its mqtt:// URL."""
-    broker = Mosquitto(workdir, persistence)
+def running_mosquitto(
+    workdir: Path, persistence: bool = True, extra_config: str = ""
+) -> Iterator[str]:
+    """Run Mosquitto with the shipped configuration (plus `extra_config`); yield its URL."""
+    broker = Mosquitto(workdir, persistence, extra_config)
     broker.start()
     try:
         yield broker.url

@@ -300,6 +300,31 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+#: Characters a device key level may not hold when it is put into a topic for publishing:
+#: MQTT wildcards and the level separator (MQTT 5.0 §4.7), NUL (refused in topic names,
+#: §1.5.4), and whitespace and control characters, which would end or split a line of the
+#: Mosquitto ACL file a topic is written into.
+_FORBIDDEN_IN_LEVEL = re.compile(r"[+#/\x00-\x20\x7f-\x9f\s]")
+
+
+def topic_level(value: str, what: str = "device key") -> str:
+    """`value` checked to be usable as one topic level; ValueError says what is wrong."""
+    if not value:
+        raise ValueError(f"{what}: an empty topic level identifies nothing")
+    found = _FORBIDDEN_IN_LEVEL.search(value)
+    if found:
+        raise ValueError(f"{what}: {found.group()!r} is not allowed in a topic level: {value!r}")
+    return value
+
+
+def split_key(device_key: str, parts: int, form: str) -> list[str]:
+    """A device key of `parts` "/"-separated levels (`form` names them), each checked."""
+    levels = device_key.split("/")
+    if len(levels) != parts:
+        raise ValueError(f"device key must read {form}, got {device_key!r}")
+    return [topic_level(level) for level in levels]
+
+
 def filter_pattern(topic_filter: str) -> tuple[str | None, ...]:
     """A topic filter as a `topic_levels` pattern: `+` levels become None."""
     return tuple(None if level == "+" else level for level in topic_filter.split("/"))
@@ -321,6 +346,11 @@ class RecordProfile(ABC):
         """The topic level under the filter's `+`."""
         levels = topic_levels(topic, self._pattern)
         return levels[0] if levels else None
+
+    def device_topics(self, device_key: str) -> tuple[str, ...]:
+        """The topic the device publishes on: the filter with its `+` set to the key."""
+        key = topic_level(device_key)
+        return ("/".join(key if level is None else level for level in self._pattern),)
 
     def decode(
         self, topic: str, payload: bytes, device: DeviceConfig, received_at: datetime

@@ -24,6 +24,7 @@ from devices.profiles.common import (
     match_levels,
     parse_time,
     point_from,
+    split_key,
 )
 
 #: Topic patterns by number of levels; the leading "/" gives an empty first level.
@@ -65,6 +66,23 @@ class IotAgentJsonProfile:
         """`{apikey}/{device_id}`."""
         parsed = parse_topic(topic)
         return f"{parsed[0]}/{parsed[1]}" if parsed else None
+
+    def device_topics(self, device_key: str) -> tuple[str, ...]:
+        """The multi-measure and single-measure topics, `/json` and legacy; `+` is object_id.
+
+        The `+` levels make these ACL topic filters rather than topic names. The apikey
+        `json` is refused: its legacy filter `/json/{device}/attrs/+` would also match
+        `/json/{device}/attrs/attrs`, which is the `/json` topic of another device key.
+        """
+        apikey, device_id = split_key(device_key, 2, "{apikey}/{device_id}")
+        if apikey == "json":
+            raise ValueError("the apikey 'json' is ambiguous with the /json topics")
+        return (
+            f"/json/{apikey}/{device_id}/attrs",
+            f"/json/{apikey}/{device_id}/attrs/+",
+            f"/{apikey}/{device_id}/attrs",
+            f"/{apikey}/{device_id}/attrs/+",
+        )
 
     def decode(
         self, topic: str, payload: bytes, device: DeviceConfig, received_at: datetime

@@ -21,11 +21,17 @@ from devices.profiles.common import (
     object_list,
     parse_time,
     point_from,
+    split_key,
     to_float,
     topic_levels,
 )
 
 _TOPIC = ("v3", None, "devices", None, "up")
+#: TTS tenants whose `{application}@{tenant}` topic form a device is granted besides the bare
+#: one: `ttn` is The Things Network's community cluster (TTS documentation, "MQTT Server":
+#: the username is `{application}@{tenant}`). The device key carries no tenant (it is dropped
+#: in `device_key`), so other TTS Cloud tenants cannot be derived from it.
+TTS_TENANTS = ("ttn",)
 
 
 class TtnV3Profile:
@@ -41,6 +47,15 @@ class TtnV3Profile:
             return None
         application = levels[0].partition("@")[0]
         return f"{application}/{levels[1]}" if application else None
+
+    def device_topics(self, device_key: str) -> tuple[str, ...]:
+        """`v3/{application}/devices/{device}/up` and its `@ttn` form; inverse of device_key."""
+        application, device = split_key(device_key, 2, "{application_id}/{device_id}")
+        if "@" in application:
+            # device_key cuts at the first "@": such a key could never come back from a topic.
+            raise ValueError(f"a TTS application id holds no '@': {application!r}")
+        owners = (application, *(f"{application}@{tenant}" for tenant in TTS_TENANTS))
+        return tuple(f"v3/{owner}/devices/{device}/up" for owner in owners)
 
     def decode(
         self, topic: str, payload: bytes, device: DeviceConfig, received_at: datetime

@@ -40,6 +40,7 @@ def test_each_backend_gets_the_shared_files_and_its_own(name):
         *SHARED,
         f"0007_rollups.{name}.sql",
         "0008_entity_type_order.sql",
+        "0012_mqtt_credentials.sql",
     ]
 
 
