@@ -25,6 +25,7 @@ from ngsi.routers import (
     discovery,
     entities,
     query_operation,
+    subscriptions,
     temporal,
 )
 from storage.context_store import hosted_loader
@@ -175,4 +176,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batch.router)
     app.include_router(query_operation.router)
     app.include_router(temporal.router)
+    app.include_router(subscriptions.router)
     return app

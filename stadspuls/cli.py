@@ -15,6 +15,7 @@ from prometheus_client import start_http_server
 from rich.console import Console
 from rich.table import Table
 
+from alerts.notifier import Notifier
 from devices.config_file import load_device_file
 from ingest.runtime import tune_garbage_collector
 from storage.database import connect
@@ -26,7 +27,7 @@ from .cli_grafana import grafana_app
 from .cli_keys import keys_app
 from .cli_mqtt import mqtt_app
 from .settings import Settings
-from .wiring import build_worker, prepare_database
+from .wiring import build_worker, notifier_options, prepare_database
 
 app = typer.Typer(help="Stadspuls: city sensor data from MQTT to NGSI-LD.", no_args_is_help=True)
 devices_app = typer.Typer(help="The device registry.", no_args_is_help=True)
@@ -75,16 +76,22 @@ def up_command() -> None:
     api_url = f"http://{settings.api_host}:{settings.api_port}"
     console.print(f"API:     {api_url}/ngsi-ld/v1/entities   docs: {api_url}/docs")
     console.print("try:     stadspuls status    (Ctrl-C stops)")
-    # The API runs as its own process (uvicorn), so ingest keeps this one's signals and CPU.
-    api_process = subprocess.Popen([sys.executable, "-m", "stadspuls", "api", "--no-migrate"])
+    # The API and the notifier run as processes of their own, so ingest keeps this one's
+    # signals and CPU, and a slow notification receiver can never hold it up.
+    helpers = [
+        subprocess.Popen([sys.executable, "-m", "stadspuls", command, "--no-migrate"])
+        for command in ("api", "notify")
+    ]
     try:
         _run_worker(settings, backend)
     finally:
-        api_process.terminate()
-        try:
-            api_process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            api_process.kill()
+        for process in helpers:
+            process.terminate()
+        for process in helpers:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 @app.command("api")
@@ -104,6 +111,20 @@ def api_command(
         log_level=settings.log_level.lower(),
         access_log=False,
     )
+
+
+@app.command("notify")
+def notify_command(
+    migrate: bool = typer.Option(True, help="Apply pending migrations before starting."),
+) -> None:
+    """Deliver subscription and alert notifications (durable outbox) until SIGTERM or Ctrl-C."""
+    settings = _settings()
+    if migrate:
+        prepare_database(settings)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    Notifier(settings.database_url, notifier_options(settings)).run(stop)
 
 
 def _run_worker(settings: Settings, backend) -> None:

@@ -145,6 +145,21 @@ class Settings(BaseSettings):
     #: are answered 206 Partial Content with a Content-Range to page on (clause 6.3.10).
     temporal_max_instances: int = Field(default=10_000, ge=1)
 
+    # --- notifications and alerts (`stadspuls notify`, docs/subscriptions.md, docs/alerts.md) ---
+    #: Seconds the notifier sleeps when no change and no due notification waits.
+    notify_poll_seconds: float = Field(default=0.2, gt=0)
+    #: Notification channels (subscriptions) delivered side by side.
+    notify_lanes: int = Field(default=8, ge=1)
+    #: Seconds an HTTP receiver or MQTT broker has to take one notification.
+    notify_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: Longest wait between two attempts at a notification its receiver refused (the wait
+    #: doubles from 1 s up to this); it is kept and retried until delivered.
+    notify_max_backoff_seconds: float = Field(default=300.0, gt=0)
+    #: Seconds between reloads of the alert rules by each ingest writer process.
+    alert_reload_seconds: float = Field(default=5.0, gt=0)
+    #: Seconds between evaluations of the silence rules (no reading for a while).
+    alert_silence_check_seconds: float = Field(default=30.0, gt=0)
+
     @field_validator("temporal_time_zone")
     @classmethod
     def _known_time_zone(cls, value: str) -> str:

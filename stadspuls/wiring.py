@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
+from alerts.notifier import NotifierOptions
 from devices.profiles.registry import PROFILES
 from devices.registry import DeviceRegistry
 from ingest.committer import BatchCommitter
@@ -97,4 +98,14 @@ def build_worker(
         on_commit=on_commit,
         log_level=settings.log_level.upper(),
         receive_maximum=settings.mqtt_receive_maximum,
+    )
+
+
+def notifier_options(settings: Settings) -> NotifierOptions:
+    """The notifier's polling and delivery options from the settings."""
+    return NotifierOptions(
+        poll_seconds=settings.notify_poll_seconds,
+        lanes=settings.notify_lanes,
+        timeout_seconds=settings.notify_timeout_seconds,
+        max_backoff_seconds=settings.notify_max_backoff_seconds,
     )

@@ -40,6 +40,9 @@ def test_each_backend_gets_the_shared_files_and_its_own(name):
         *SHARED,
         f"0007_rollups.{name}.sql",
         "0008_entity_type_order.sql",
+        "0009_subscriptions.sql",
+        "0010_notifications.sql",
+        "0011_alerts.sql",
         "0012_mqtt_credentials.sql",
     ]
 
