@@ -24,6 +24,7 @@ from ngsi.routers import (
     contexts,
     discovery,
     entities,
+    iot,
     query_operation,
     subscriptions,
     temporal,
@@ -177,4 +178,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(query_operation.router)
     app.include_router(temporal.router)
     app.include_router(subscriptions.router)
+    app.include_router(iot.router)
     return app

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import typer
 import uvicorn
@@ -16,13 +15,12 @@ from rich.console import Console
 from rich.table import Table
 
 from alerts.notifier import Notifier
-from devices.config_file import load_device_file
 from ingest.runtime import tune_garbage_collector
 from storage.database import connect
 from storage.status import collect_status, list_dead_letters
-from storage.writer import write_registry
 
 from .cli_backfill import backfill_command
+from .cli_devices import devices_app
 from .cli_grafana import grafana_app
 from .cli_keys import keys_app
 from .cli_mqtt import mqtt_app
@@ -30,7 +28,6 @@ from .settings import Settings
 from .wiring import build_worker, notifier_options, prepare_database
 
 app = typer.Typer(help="Stadspuls: city sensor data from MQTT to NGSI-LD.", no_args_is_help=True)
-devices_app = typer.Typer(help="The device registry.", no_args_is_help=True)
 app.add_typer(devices_app, name="devices")
 app.add_typer(keys_app, name="keys")
 app.add_typer(grafana_app, name="grafana")
@@ -207,15 +204,3 @@ def dead_letters_command(
             str(letter.times_received),
         )
     console.print(table)
-
-
-@devices_app.command("import")
-def devices_import(path: Path) -> None:
-    """Register the device groups and devices of a YAML file."""
-    settings = _settings()
-    prepare_database(settings)
-    devices, groups = load_device_file(path)
-    with connect(settings.database_url) as conn:
-        write_registry(conn, devices, groups)
-        conn.commit()
-    console.print(f"registered {len(groups)} groups and {len(devices)} devices from {path}")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -39,6 +40,39 @@ SET (device_id, tenant, model, entity_type, entity_name, attributes, static_attr
      EXCLUDED.entity_name, EXCLUDED.attributes, EXCLUDED.static_attributes, EXCLUDED.longitude,
      EXCLUDED.latitude, EXCLUDED.apikey, now())
 """
+
+
+# The same insert without the update: provisioning must not overwrite a registered device.
+_INSERT_DEVICE = _UPSERT_DEVICE.split("ON CONFLICT", 1)[0]
+
+
+class DuplicateDevice(ValueError):
+    """Devices whose (tenant, device id) or (profile, device key) is registered already."""
+
+    def __init__(self, taken: Sequence[str]) -> None:
+        super().__init__("already registered: " + ", ".join(taken))
+        self.taken = list(taken)
+
+
+class GroupInUse(ValueError):
+    """A device group that registered devices still name as their model."""
+
+    def __init__(self, name: str, devices: int) -> None:
+        super().__init__(f"device group {name!r} is the model of {devices} registered devices")
+        self.devices = devices
+
+
+@dataclass(frozen=True, slots=True)
+class SilentDevice:
+    """A device not heard from since a moment: registered (profile set) or only seen before."""
+
+    tenant: str
+    device_id: str
+    profile: str | None
+    device_key: str | None
+    model: str | None
+    #: None for a registered device that never sent anything.
+    last_message_at: datetime | None
 
 
 def _attributes_json(attributes: Mapping[str, AttributeMapping]) -> Jsonb:
@@ -116,6 +150,27 @@ def write_registry(
             )
 
 
+def _device(row: Mapping[str, Any]) -> tuple[str, DeviceConfig]:
+    """A devices row as (device key, DeviceConfig)."""
+    device = DeviceConfig(
+        **_shared_fields(row),
+        device_id=row["device_id"],
+        model=row["model"],
+        entity_name=row["entity_name"],
+    )
+    return row["device_key"], device
+
+
+def _group(row: Mapping[str, Any]) -> DeviceGroup:
+    """A device_groups row as a DeviceGroup."""
+    return DeviceGroup(
+        **_shared_fields(row),
+        name=row["name"],
+        key_prefix=row["key_prefix"],
+        autoprovision=row["autoprovision"],
+    )
+
+
 def load_registry(
     conn: psycopg.Connection,
 ) -> tuple[list[tuple[str, DeviceConfig]], list[DeviceGroup]]:
@@ -125,25 +180,141 @@ def load_registry(
             "SELECT * FROM devices ORDER BY profile, device_key"
         ).fetchall()
         group_rows = cursor.execute("SELECT * FROM device_groups ORDER BY name").fetchall()
-    devices = [
-        (
-            row["device_key"],
-            DeviceConfig(
-                **_shared_fields(row),
-                device_id=row["device_id"],
-                model=row["model"],
-                entity_name=row["entity_name"],
-            ),
+    return [_device(row) for row in device_rows], [_group(row) for row in group_rows]
+
+
+def list_devices(
+    conn: psycopg.Connection,
+    *,
+    tenant: str | None = None,
+    model: str | None = None,
+    profile: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[int, list[tuple[str, DeviceConfig]]]:
+    """(total count, one page of (device key, device)) ordered by tenant and device id."""
+    filters = {"tenant": tenant, "model": model, "profile": profile}
+    where = """
+        WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
+          AND (%(model)s::text IS NULL OR model = %(model)s)
+          AND (%(profile)s::text IS NULL OR profile = %(profile)s)
+    """
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cursor:
+        total = cursor.execute(f"SELECT count(*) AS n FROM devices {where}", filters).fetchone()
+        rows = cursor.execute(
+            f"SELECT * FROM devices {where} ORDER BY tenant, device_id"
+            " LIMIT %(limit)s OFFSET %(offset)s",
+            {**filters, "limit": limit, "offset": offset},
+        ).fetchall()
+    return (total["n"] if total else 0), [_device(row) for row in rows]
+
+
+def get_device(
+    conn: psycopg.Connection, tenant: str, device_id: str
+) -> tuple[str, DeviceConfig] | None:
+    """The device `device_id` of `tenant` with its device key, or None."""
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cursor:
+        row = cursor.execute(
+            "SELECT * FROM devices WHERE tenant = %s AND device_id = %s", [tenant, device_id]
+        ).fetchone()
+    return _device(row) if row else None
+
+
+def delete_device(conn: psycopg.Connection, tenant: str, device_id: str) -> bool:
+    """Remove a registered device; False when there was none."""
+    with conn.transaction():
+        cursor = conn.execute(
+            "DELETE FROM devices WHERE tenant = %s AND device_id = %s", [tenant, device_id]
         )
-        for row in device_rows
-    ]
-    groups = [
-        DeviceGroup(
-            **_shared_fields(row),
-            name=row["name"],
-            key_prefix=row["key_prefix"],
-            autoprovision=row["autoprovision"],
-        )
-        for row in group_rows
-    ]
-    return devices, groups
+        return cursor.rowcount > 0
+
+
+def insert_devices(conn: psycopg.Connection, devices: Sequence[tuple[str, DeviceConfig]]) -> None:
+    """Register new devices, all or none; DuplicateDevice names those registered already."""
+    tenants = [device.tenant for _, device in devices]
+    ids = [device.device_id for _, device in devices]
+    profiles = [device.profile for _, device in devices]
+    keys = [key for key, _ in devices]
+    try:
+        with conn.transaction(), conn.cursor() as cursor:
+            taken = cursor.execute(
+                """
+                SELECT tenant, device_id, profile, device_key FROM devices
+                WHERE (tenant, device_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+                   OR (profile, device_key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+                ORDER BY tenant, device_id
+                """,
+                [tenants, ids, profiles, keys],
+            ).fetchall()
+            if taken:
+                raise DuplicateDevice(
+                    [f"{device_id} ({profile} key {key!r})" for _, device_id, profile, key in taken]
+                )
+            cursor.executemany(
+                _INSERT_DEVICE,
+                [
+                    {
+                        **_shared_parameters(device),
+                        "device_key": key,
+                        "device_id": device.device_id,
+                        "model": device.model,
+                        "entity_name": device.entity_name,
+                    }
+                    for key, device in devices
+                ],
+            )
+    except psycopg.errors.UniqueViolation as error:  # registered concurrently
+        raise DuplicateDevice([str(error.diag.message_detail or error)]) from None
+
+
+def list_groups(
+    conn: psycopg.Connection, *, tenant: str | None = None, profile: str | None = None
+) -> list[DeviceGroup]:
+    """Device groups, optionally of one tenant and one profile, by name."""
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute(
+            """
+            SELECT * FROM device_groups
+            WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
+              AND (%(profile)s::text IS NULL OR profile = %(profile)s)
+            ORDER BY name
+            """,
+            {"tenant": tenant, "profile": profile},
+        ).fetchall()
+    return [_group(row) for row in rows]
+
+
+def get_group(conn: psycopg.Connection, name: str) -> DeviceGroup | None:
+    """The device group called `name`, or None."""
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cursor:
+        row = cursor.execute("SELECT * FROM device_groups WHERE name = %s", [name]).fetchone()
+    return _group(row) if row else None
+
+
+def delete_group(conn: psycopg.Connection, name: str) -> bool:
+    """Remove a device group; GroupInUse while devices name it (the registry would not load)."""
+    with conn.transaction():
+        row = conn.execute("SELECT count(*) FROM devices WHERE model = %s", [name]).fetchone()
+        if row and row[0]:
+            raise GroupInUse(name, int(row[0]))
+        return conn.execute("DELETE FROM device_groups WHERE name = %s", [name]).rowcount > 0
+
+
+def silent_devices(
+    conn: psycopg.Connection, since: datetime, tenant: str | None = None
+) -> list[SilentDevice]:
+    """Devices whose last message is older than `since`, and registered ones never heard from."""
+    with conn.transaction(), conn.cursor() as cursor:
+        rows = cursor.execute(
+            """
+            SELECT coalesce(d.tenant, a.tenant), coalesce(d.device_id, a.device_id),
+                   d.profile, d.device_key, d.model, a.last_message_at
+            FROM devices AS d
+            FULL JOIN device_activity AS a ON a.tenant = d.tenant AND a.device_id = d.device_id
+            WHERE (a.last_message_at IS NULL OR a.last_message_at < %(since)s)
+              AND (%(tenant)s::text IS NULL OR coalesce(d.tenant, a.tenant) = %(tenant)s)
+            ORDER BY a.last_message_at NULLS FIRST, 1, 2
+            """,
+            {"since": since, "tenant": tenant},
+        ).fetchall()
+    return [SilentDevice(*row) for row in rows]
