@@ -1,1 +1,1 @@
-"""Threshold alerts (not yet built; see the alerts issue)."""
+"""Alert rules, their evaluation on each ingest batch, and notification delivery."""

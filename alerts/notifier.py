@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from storage.subscription_store import record_delivery
 from .delivery import Deliverer, DeliveryOutcome
 from .dispatcher import Dispatcher
 from .endpoints import Senders
+from .engine import AlertEngine
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ class NotifierOptions:
     lanes: int = 8
     timeout_seconds: float = 10.0
     max_backoff_seconds: float = 300.0
+    #: How often the silence rules are evaluated (alerts/engine.py check_silence).
+    silence_check_seconds: float = 30.0
 
 
 class Notifier:
@@ -76,12 +80,15 @@ class Notifier:
             max_backoff=options.max_backoff_seconds,
             on_outcome=_status_recorder(pool),
         )
+        timers = Timers(self._url, options)
         try:
             while not stop.is_set():
+                timers.run_due()
                 worked = self._round(dispatcher, deliverer)
                 if not worked:
                     stop.wait(options.poll_seconds)
         finally:
+            timers.close()
             deliverer.stop()
             dispatcher.close()
             senders.close()
@@ -98,6 +105,38 @@ class Notifier:
             dispatcher.close()
             return False
         return bool(dispatched or started)
+
+
+class Timers:
+    """Periodic work that needs one runner per database: the silence rules."""
+
+    def __init__(self, database_url: str, options: NotifierOptions) -> None:
+        self._url = database_url
+        self._options = options
+        self._engine = AlertEngine()
+        self._connection: psycopg.Connection | None = None
+        self._next_silence_check = time.monotonic() + options.silence_check_seconds
+
+    def run_due(self) -> None:
+        """Run what is due; a failure is logged and tried again next period."""
+        if time.monotonic() < self._next_silence_check:
+            return
+        self._next_silence_check = time.monotonic() + self._options.silence_check_seconds
+        try:
+            if self._connection is None or self._connection.closed:
+                self._connection = connect(self._url)
+            raised = self._engine.check_silence(self._connection)
+            if raised:
+                log.info("silence rules: %d alert transitions", raised)
+        except Exception:  # noqa: BLE001 - a timer must not stop delivery
+            log.exception("silence check failed")
+            self.close()
+
+    def close(self) -> None:
+        """Close the timers' connection."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 def _status_recorder(pool) -> Callable[[DeliveryOutcome], None]:  # type: ignore[no-untyped-def]

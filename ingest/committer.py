@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 
@@ -25,6 +26,9 @@ from .message import RawMessage
 from .pipeline import BatchBuilder, BuiltBatch, dead_letter
 
 log = logging.getLogger(__name__)
+
+#: A step run in each batch's transaction with the batch's observation rows.
+BatchStep = Callable[[psycopg.Cursor, Sequence[tuple[Any, ...]]], None]
 
 #: Device activity counters are written with a batch at most this often: one row per device
 #: per batch was an eighth of the database's work. They are statistics ("received"); a
@@ -67,6 +71,7 @@ class BatchCommitter:
         connect: Callable[[], psycopg.Connection],
         sleep: Callable[[float], None] = time.sleep,
         rollup_refresh_seconds: float = 0.0,
+        alerts: BatchStep | None = None,
     ) -> None:
         self._builder = builder
         self._writer = writer
@@ -77,6 +82,8 @@ class BatchCommitter:
         self._activity_flushed = time.monotonic()
         self._retries = 0
         self._rollup_refresh_seconds = rollup_refresh_seconds
+        #: Runs in each batch's transaction with its observations (alert evaluation).
+        self._alerts = alerts
         self._refresher: RollupRefresher | None = None
 
     def start_rollup_refresh(self) -> None:
@@ -191,7 +198,7 @@ class BatchCommitter:
             try:
                 if self._connection is None or self._connection.closed:
                     self._connection = self._connect()
-                self._writer.write(self._connection, built.batch)
+                self._writer.write(self._connection, built.batch, also=self._also(built.batch))
                 return None
             except psycopg.Error as error:
                 if not is_transient(error):
@@ -206,6 +213,12 @@ class BatchCommitter:
             self._discard_connection()
             self._sleep(delay)
             delay = min(delay * 2, 10.0)
+
+    def _also(self, batch: Batch) -> Callable[[psycopg.Cursor], None] | None:
+        alerts = self._alerts
+        if alerts is None or not batch.observations:
+            return None
+        return lambda cursor: alerts(cursor, batch.observations)
 
     def _discard_connection(self) -> None:
         if self._connection is not None:

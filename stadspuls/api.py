@@ -15,6 +15,7 @@ from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from alerts import routes as alert_routes
 from ngsi.access import AccessControl
 from ngsi.context import ContextResolver
 from ngsi.errors import ErrorType, NgsiError
@@ -179,4 +180,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(temporal.router)
     app.include_router(subscriptions.router)
     app.include_router(iot.router)
+    app.include_router(alert_routes.router)
     return app

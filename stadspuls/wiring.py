@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
+from alerts.engine import AlertEngine
 from alerts.notifier import NotifierOptions
 from devices.profiles.registry import PROFILES
 from devices.registry import DeviceRegistry
@@ -63,6 +64,7 @@ def make_committer(settings: Settings, backend: Backend) -> BatchCommitter:
         BatchWriter(backend),
         partial(connect, settings.database_url),
         rollup_refresh_seconds=settings.rollup_refresh_seconds,
+        alerts=AlertEngine(settings.alert_reload_seconds).on_batch,
     )
 
 
@@ -108,4 +110,5 @@ def notifier_options(settings: Settings) -> NotifierOptions:
         lanes=settings.notify_lanes,
         timeout_seconds=settings.notify_timeout_seconds,
         max_backoff_seconds=settings.notify_max_backoff_seconds,
+        silence_check_seconds=settings.alert_silence_check_seconds,
     )

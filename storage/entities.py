@@ -123,6 +123,14 @@ def _row(ordinal: int, fragment: EntityFragment) -> tuple[Any, ...]:
     )
 
 
+def reset_staging(cursor: psycopg.Cursor) -> None:
+    """Empty the staging table before a second write_entities in the same transaction
+    (it is emptied at commit, so a batch's own fragments are still staged), or create it on a
+    connection that has not written a batch."""
+    cursor.execute(STAGING_TABLE)
+    cursor.execute("DELETE FROM stadspuls_entities_staging")
+
+
 def write_entities(cursor: psycopg.Cursor, fragments: Sequence[EntityFragment]) -> int:
     """Merge `fragments` into the latest state; the number of entities written."""
     if not fragments:

@@ -11,8 +11,9 @@ transaction, for the rollup refresh (storage/rollups.py).
 from __future__ import annotations
 
 import hashlib
+import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ import psycopg
 from psycopg import sql
 from psycopg.adapt import Dumper
 from psycopg.pq import Format, TransactionStatus
+from psycopg.types.json import Jsonb
 
 from storage.backend import Backend
 from storage.entities import STAGING_TABLE as ENTITY_STAGING
@@ -30,6 +32,8 @@ from storage.partitions import MonthlyPartitions
 from storage.records import Batch, DeadLetter, DeviceActivity
 from storage.registry import load_registry, write_registry
 from storage.rollups import TenantRange, clip_ranges, record_pending, tenant_ranges
+
+log = logging.getLogger(__name__)
 
 __all__ = ["BatchWriter", "WriteResult", "load_registry", "write_registry"]
 
@@ -41,6 +45,12 @@ _OBSERVATION_TYPES = [
     "text", "text", "text", "text", "text", "timestamptz", "float8", "jsonb", "text",
 ]  # fmt: skip
 _OBSERVATION_KEY = "tenant, entity_id, attribute, dataset_id, observed_at"
+_INSERT_OBSERVATIONS = f"""
+INSERT INTO observations ({_OBSERVATION_COLUMNS})
+SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                     %s::timestamptz[], %s::float8[], %s::jsonb[], %s::text[])
+ON CONFLICT DO NOTHING
+"""
 
 _CREATE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS stadspuls_observations_staging
@@ -74,11 +84,24 @@ SET times_received = current.times_received + EXCLUDED.times_received,
     device_id = coalesce(current.device_id, EXCLUDED.device_id)
 """
 
+# Also counts the batch into the device's 10-minute bucket of device_activity_recent (device
+# health, storage/device_health.py), in the same statement: no extra round trip per batch.
+# A batch is a few seconds long, so its messages go to the bucket of the device's last one.
 _UPSERT_ACTIVITY = """
+WITH batch (tenant, device_id, messages, readings, first_message_at, last_message_at) AS (
+    SELECT * FROM unnest(%s::text[], %s::text[], %s::int8[], %s::int8[],
+                         %s::timestamptz[], %s::timestamptz[])
+), recent AS (
+    INSERT INTO device_activity_recent AS current (tenant, device_id, bucket, messages, readings)
+    SELECT tenant, device_id, stadspuls_activity_bucket(last_message_at), messages, readings
+    FROM batch
+    ON CONFLICT (tenant, device_id, bucket) DO UPDATE
+    SET messages = current.messages + EXCLUDED.messages,
+        readings = current.readings + EXCLUDED.readings
+)
 INSERT INTO device_activity AS current (tenant, device_id, messages, readings,
                                         first_message_at, last_message_at)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::int8[], %s::int8[],
-                     %s::timestamptz[], %s::timestamptz[])
+SELECT * FROM batch
 ON CONFLICT (tenant, device_id) DO UPDATE
 SET messages = current.messages + EXCLUDED.messages,
     readings = current.readings + EXCLUDED.readings,
@@ -120,6 +143,28 @@ def _copy_rows(
             copy.write_row(row)
 
 
+def _run_savepoint(cursor: psycopg.Cursor, step: Callable[[psycopg.Cursor], None]) -> None:
+    try:
+        with cursor.connection.transaction():
+            step(cursor)
+    except Exception:  # noqa: BLE001 - the batch must commit whatever the extra step does
+        log.exception("a step run with the batch failed; the batch is committed without it")
+
+
+def insert_observations(cursor: psycopg.Cursor, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert a few rows (ObservationRow order) that may already exist, outside the COPY path.
+
+    For rows derived from a batch (alert transitions), whose time partitions the batch has
+    already made sure of.
+    """
+    if not rows:
+        return
+    columns = _columns(rows)
+    columns[7] = [None if value is None else Jsonb(value) for value in columns[7]]
+    cursor.execute(_INSERT_OBSERVATIONS, columns)
+    record_pending(cursor, tenant_ranges(rows))
+
+
 def _require_idle(conn: psycopg.Connection) -> None:
     status = conn.info.transaction_status
     if status != TransactionStatus.IDLE:
@@ -140,8 +185,18 @@ class BatchWriter:
         self.fast_path_batches = 0
         self.slow_path_batches = 0
 
-    def write(self, conn: psycopg.Connection, batch: Batch) -> WriteResult:
-        """Store the whole batch in one transaction and commit it."""
+    def write(
+        self,
+        conn: psycopg.Connection,
+        batch: Batch,
+        also: Callable[[psycopg.Cursor], None] | None = None,
+    ) -> WriteResult:
+        """Store the whole batch in one transaction and commit it.
+
+        `also` runs last in the same transaction (alert evaluation): what it writes commits
+        with the batch or not at all. It runs in a savepoint, and a failure of its own is
+        logged and rolled back alone: it never costs the batch.
+        """
         _require_idle(conn)
         table = self._prepare(conn, batch)
         with conn.transaction(), conn.cursor() as cursor:
@@ -151,6 +206,8 @@ class BatchWriter:
             upserted = write_entities(cursor, batch.entities)
             self._write_dead_letters(cursor, batch.dead_letters)
             self._write_activity(cursor, batch.activity)
+            if also is not None:
+                _run_savepoint(cursor, also)
         return WriteResult(inserted, upserted, len(batch.dead_letters))
 
     def _prepare(self, conn: psycopg.Connection, batch: Batch) -> sql.Identifier:
