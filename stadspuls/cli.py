@@ -19,6 +19,7 @@ from ingest.runtime import tune_garbage_collector
 from storage.database import connect
 from storage.status import collect_status, list_dead_letters
 
+from .cli_alerts import alerts_app
 from .cli_backfill import backfill_command
 from .cli_devices import devices_app
 from .cli_grafana import grafana_app
@@ -32,6 +33,7 @@ app.add_typer(devices_app, name="devices")
 app.add_typer(keys_app, name="keys")
 app.add_typer(grafana_app, name="grafana")
 app.add_typer(mqtt_app, name="mqtt")
+app.add_typer(alerts_app, name="alerts")
 app.command("backfill")(backfill_command)
 console = Console()
 
