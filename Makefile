@@ -19,7 +19,7 @@ up: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy devices ingest ngsi storage alerts stadspuls bench
+	$(BIN)/mypy devices ingest ngsi storage alerts feeds stadspuls bench
 
 test: lint
 	$(BIN)/python -m pytest

@@ -1,1 +1,1 @@
-"""Feeds for route planners (not yet built; see the feeds issue)."""
+"""Feeds for route planners (DATEX II, WZDx, Waze CIFS, LDES, DCAT) and importers (GIPOD)."""
