@@ -12,10 +12,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
 from storage.database import connect, make_pool
+from storage.device_health import refresh_device_states
 from storage.subscription_store import record_delivery
 
 from .delivery import Deliverer, DeliveryOutcome
@@ -37,8 +39,11 @@ class NotifierOptions:
     lanes: int = 8
     timeout_seconds: float = 10.0
     max_backoff_seconds: float = 300.0
-    #: How often the silence rules are evaluated (alerts/engine.py check_silence).
+    #: How often the silence rules are evaluated (alerts/engine.py check_silence) and the
+    #: Device entities of silent devices are marked (storage/device_health.py).
     silence_check_seconds: float = 30.0
+    #: A device not heard from for this long is marked silent.
+    device_silent_after_seconds: float = 3600.0
 
 
 class Notifier:
@@ -108,7 +113,7 @@ class Notifier:
 
 
 class Timers:
-    """Periodic work that needs one runner per database: the silence rules."""
+    """Periodic work that needs one runner per database: silence rules, silent devices."""
 
     def __init__(self, database_url: str, options: NotifierOptions) -> None:
         self._url = database_url
@@ -128,6 +133,12 @@ class Timers:
             raised = self._engine.check_silence(self._connection)
             if raised:
                 log.info("silence rules: %d alert transitions", raised)
+            silent_after = timedelta(seconds=self._options.device_silent_after_seconds)
+            marked = refresh_device_states(
+                self._connection, now=datetime.now(UTC), silent_after=silent_after
+            )
+            if marked:
+                log.info("%d devices marked silent", marked)
         except Exception:  # noqa: BLE001 - a timer must not stop delivery
             log.exception("silence check failed")
             self.close()

@@ -157,12 +157,27 @@ def _run_worker(settings: Settings, backend) -> None:
 
 
 @app.command("status")
-def status_command(devices: int = typer.Option(20, help="How many devices to list.")) -> None:
-    """Storage backend, message and reading counts, dead letters, last message per device."""
+def status_command(
+    devices: int = typer.Option(20, help="How many devices to list."),
+    silent_after: str = typer.Option(
+        "1h", help="A device is silent when not heard from for longer than this: 30m, 1h, 2d."
+    ),
+) -> None:
+    """Storage backend, message and reading counts, dead letters, health of every device."""
+    # Imported here so that device health stays an edit of this command alone.
+    from datetime import UTC, datetime
+
+    from storage.device_health import device_health
+
+    from .cli_devices import parse_duration
+
+    silence = parse_duration(silent_after)
     settings = _settings()
     backend = prepare_database(settings)
+    now = datetime.now(UTC)
     with connect(settings.database_url) as conn:
         report = collect_status(conn, backend, devices=devices)
+        health = device_health(conn, now=now, silent_after=silence, limit=devices)
     console.print(f"[bold]storage[/bold]      {report.backend_version} ({report.backend_name})")
     dead = sum(reason.times_received for reason in report.dead_letters)
     console.print(f"[bold]messages[/bold]     {report.messages:,} decoded, {dead:,} dead-lettered")
@@ -175,14 +190,32 @@ def status_command(devices: int = typer.Option(20, help="How many devices to lis
     for reason in report.dead_letters:
         table.add_row(reason.reason, f"{reason.messages:,}", f"{reason.times_received:,}")
     console.print(table)
-    table = Table("tenant", "device", "messages", "readings", "last message")
-    for device in report.devices:
+    # One tenant (the default) is the usual set-up: leave out a column of "(default)".
+    tenants = any(device.tenant for device in health)
+    headings = ["device", "model", "last seen (UTC)", "last h", "msgs/h", "battery"]
+    table = Table(
+        *(["tenant"] if tenants else []), *headings, "dead letters", "state",
+        title=f"device health (silent after {silent_after})",
+    )  # fmt: skip
+    for device in health:
+        if device.battery_level is not None:
+            battery = f"{device.battery_level:.0%}"
+        elif device.battery_voltage is not None:
+            battery = f"{device.battery_voltage:.2f} V"
+        else:
+            battery = "-"
+        last_seen = device.last_seen.astimezone(UTC) if device.last_seen else None
+        letters = device.dead_letters
         table.add_row(
-            device.tenant or "(default)",
+            *([device.tenant or "(default)"] if tenants else []),
             device.device_id,
-            f"{device.messages:,}",
-            f"{device.readings:,}",
-            device.last_message_at.isoformat(),
+            device.model or "-",
+            last_seen.strftime("%Y-%m-%d %H:%M") if last_seen else "never",
+            f"{device.messages_last_hour:,}",
+            f"{device.messages_per_hour:,.1f}",
+            battery,
+            f"{letters:,} {device.last_dead_letter_reason}" if letters else "0",
+            device.state.value,
         )
     console.print(table)
 

@@ -159,6 +159,9 @@ class Settings(BaseSettings):
     alert_reload_seconds: float = Field(default=5.0, gt=0)
     #: Seconds between evaluations of the silence rules (no reading for a while).
     alert_silence_check_seconds: float = Field(default=30.0, gt=0)
+    #: A device not heard from for this long is marked `deviceState: silent` by the notifier
+    #: (docs/device-health.md).
+    device_silent_after_seconds: float = Field(default=3600.0, gt=0)
 
     @field_validator("temporal_time_zone")
     @classmethod

@@ -111,4 +111,5 @@ def notifier_options(settings: Settings) -> NotifierOptions:
         timeout_seconds=settings.notify_timeout_seconds,
         max_backoff_seconds=settings.notify_max_backoff_seconds,
         silence_check_seconds=settings.alert_silence_check_seconds,
+        device_silent_after_seconds=settings.device_silent_after_seconds,
     )

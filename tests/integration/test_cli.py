@@ -90,6 +90,9 @@ def test_status_dead_letters_and_metrics_of_a_running_worker(ingest_database, mq
     assert "100 decoded, 1 dead-lettered" in status.stdout
     assert "invalid_json" in status.stdout
     assert "dl-pm-0" in status.stdout  # last message per device
+    rows = {line.split("│")[1].strip(): line for line in status.stdout.splitlines() if "│" in line}
+    assert "3.10 V" in rows["dl-pm-0"] and "│ ok" in rows["dl-pm-0"]  # device health
+    assert "1 invalid_json" in rows["777"] and "never-seen" in rows["777"]
 
     letters = stadspuls(ingest_database, "dead-letters", "--reason", "invalid_json")
     assert letters.returncode == 0, letters.stderr
