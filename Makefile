@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup up test lint bench bench-api bench-temporal clean
+.PHONY: setup up demo test lint bench bench-api bench-temporal bench-notify clean
 
 setup: $(VENV)/.installed
 
@@ -32,6 +32,9 @@ bench-api: setup
 
 bench-temporal: setup
 	$(BIN)/python -m bench.temporal
+
+bench-notify: setup
+	$(BIN)/python -m bench.notify
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache bench/results
