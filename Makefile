@@ -16,6 +16,9 @@ $(VENV)/.installed: pyproject.toml
 up: setup
 	$(BIN)/stadspuls up
 
+demo: setup
+	$(BIN)/stadspuls up --demo
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -37,4 +40,4 @@ bench-notify: setup
 	$(BIN)/python -m bench.notify
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache bench/results
+	rm -rf $(VENV) .pytest_cache .ruff_cache bench/results .stadspuls

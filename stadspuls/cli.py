@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import subprocess
-import sys
 import threading
 
 import typer
@@ -25,6 +23,7 @@ from .cli_devices import devices_app
 from .cli_grafana import grafana_app
 from .cli_keys import keys_app
 from .cli_mqtt import mqtt_app
+from .cli_up import up_command
 from .settings import Settings
 from .wiring import build_worker, notifier_options, prepare_database
 
@@ -35,6 +34,7 @@ app.add_typer(grafana_app, name="grafana")
 app.add_typer(mqtt_app, name="mqtt")
 app.add_typer(alerts_app, name="alerts")
 app.command("backfill")(backfill_command)
+app.command("up")(up_command)
 console = Console()
 
 
@@ -61,36 +61,6 @@ def ingest_command() -> None:
     settings = _settings()
     backend = prepare_database(settings)
     _run_worker(settings, backend)
-
-
-@app.command("up")
-def up_command() -> None:
-    """Set up the database and run the service (ingest) on the configured database and broker."""
-    settings = _settings()
-    backend = prepare_database(settings)
-    console.print(f"storage: {backend.version} ({backend.name}) at {settings.database_url}")
-    console.print(f"broker:  {settings.mqtt_url}")
-    if settings.metrics_port:
-        console.print(f"metrics: http://127.0.0.1:{settings.metrics_port}/metrics")
-    api_url = f"http://{settings.api_host}:{settings.api_port}"
-    console.print(f"API:     {api_url}/ngsi-ld/v1/entities   docs: {api_url}/docs")
-    console.print("try:     stadspuls status    (Ctrl-C stops)")
-    # The API and the notifier run as processes of their own, so ingest keeps this one's
-    # signals and CPU, and a slow notification receiver can never hold it up.
-    helpers = [
-        subprocess.Popen([sys.executable, "-m", "stadspuls", command, "--no-migrate"])
-        for command in ("api", "notify")
-    ]
-    try:
-        _run_worker(settings, backend)
-    finally:
-        for process in helpers:
-            process.terminate()
-        for process in helpers:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 @app.command("api")
