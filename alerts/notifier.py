@@ -10,20 +10,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 import psycopg
 
 from storage.database import connect, make_pool
-from storage.device_health import refresh_device_states
 from storage.subscription_store import record_delivery
 
 from .delivery import Deliverer, DeliveryOutcome
 from .dispatcher import Dispatcher
 from .endpoints import Senders
-from .engine import AlertEngine
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +36,31 @@ class NotifierOptions:
     lanes: int = 8
     timeout_seconds: float = 10.0
     max_backoff_seconds: float = 300.0
-    #: How often the silence rules are evaluated (alerts/engine.py check_silence) and the
-    #: Device entities of silent devices are marked (storage/device_health.py).
-    silence_check_seconds: float = 30.0
-    #: A device not heard from for this long is marked silent.
-    device_silent_after_seconds: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodicTask:
+    """Work that needs one runner per database (the active notifier), every `seconds`."""
+
+    name: str
+    seconds: float
+    #: Does the work on the timers' connection (no transaction open); returns how many
+    #: things it changed, for the log.
+    run: Callable[[psycopg.Connection], int]
 
 
 class Notifier:
     """Dispatcher and deliverer on one database until `stop` is set."""
 
-    def __init__(self, database_url: str, options: NotifierOptions) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        options: NotifierOptions,
+        tasks: Sequence[PeriodicTask] = (),
+    ) -> None:
         self._url = database_url
         self._options = options
+        self._tasks = tasks
         #: Set once this notifier holds the lock and works (tests wait for it).
         self.active = threading.Event()
 
@@ -85,7 +94,7 @@ class Notifier:
             max_backoff=options.max_backoff_seconds,
             on_outcome=_status_recorder(pool),
         )
-        timers = Timers(self._url, options)
+        timers = Timers(self._url, self._tasks)
         try:
             while not stop.is_set():
                 timers.run_due()
@@ -113,35 +122,31 @@ class Notifier:
 
 
 class Timers:
-    """Periodic work that needs one runner per database: silence rules, silent devices."""
+    """Runs the periodic tasks when due; a failing task is logged and tried next period."""
 
-    def __init__(self, database_url: str, options: NotifierOptions) -> None:
+    def __init__(self, database_url: str, tasks: Sequence[PeriodicTask]) -> None:
         self._url = database_url
-        self._options = options
-        self._engine = AlertEngine()
+        self._tasks = tasks
         self._connection: psycopg.Connection | None = None
-        self._next_silence_check = time.monotonic() + options.silence_check_seconds
+        started = time.monotonic()
+        self._due = {task.name: started + task.seconds for task in tasks}
 
     def run_due(self) -> None:
-        """Run what is due; a failure is logged and tried again next period."""
-        if time.monotonic() < self._next_silence_check:
-            return
-        self._next_silence_check = time.monotonic() + self._options.silence_check_seconds
-        try:
-            if self._connection is None or self._connection.closed:
-                self._connection = connect(self._url)
-            raised = self._engine.check_silence(self._connection)
-            if raised:
-                log.info("silence rules: %d alert transitions", raised)
-            silent_after = timedelta(seconds=self._options.device_silent_after_seconds)
-            marked = refresh_device_states(
-                self._connection, now=datetime.now(UTC), silent_after=silent_after
-            )
-            if marked:
-                log.info("%d devices marked silent", marked)
-        except Exception:  # noqa: BLE001 - a timer must not stop delivery
-            log.exception("silence check failed")
-            self.close()
+        """Run every task whose time has come."""
+        for task in self._tasks:
+            now = time.monotonic()
+            if now < self._due[task.name]:
+                continue
+            self._due[task.name] = now + task.seconds
+            try:
+                if self._connection is None or self._connection.closed:
+                    self._connection = connect(self._url)
+                changed = task.run(self._connection)
+                if changed:
+                    log.info("%s: %d changes", task.name, changed)
+            except Exception:  # noqa: BLE001 - a timer must not stop delivery
+                log.exception("%s failed; trying again in %.0f s", task.name, task.seconds)
+                self.close()
 
     def close(self) -> None:
         """Close the timers' connection."""

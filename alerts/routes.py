@@ -17,6 +17,7 @@ from ngsi.access import read_access, write_access
 from ngsi.errors import ErrorType, NgsiError
 from ngsi.routers.common import tenant_of
 from ngsi.routers.iot_common import json_response, with_connection
+from ngsi.routers.openapi import errors, request_body, success
 from storage.alert_store import (
     delete_rule,
     list_events,
@@ -29,6 +30,12 @@ from .history import load_history
 from .rules import Rule, RuleError, parse_rule, rule_document
 
 router = APIRouter(prefix="/alerts/v1", tags=["alerts"])
+RULE_SCHEMA: dict[str, Any] = {"type": "object", "description": "An alert rule (docs/alerts.md)"}
+RULE_BODY = request_body(RULE_SCHEMA)
+#: The dry run's optional body: fields that replace the stored rule's for this replay only.
+TRIAL_BODY = {"requestBody": {**RULE_BODY["requestBody"], "required": False}}
+READ_ERRORS = errors(400, 401, 403, 404)
+WRITE_ERRORS = errors(400, 401, 403, 404, 409, 415)
 Reader = Depends(read_access)
 Writer = Depends(write_access)
 
@@ -54,7 +61,12 @@ def _find(conn: psycopg.Connection, tenant: str, rule_id: str) -> dict[str, Any]
     return next((r.document for r in load_rules(conn, tenant) if r.id == rule_id), None)
 
 
-@router.get("/rules", summary="List the tenant's alert rules", dependencies=[Reader])
+@router.get(
+    "/rules",
+    summary="List the tenant's alert rules",
+    dependencies=[Reader],
+    responses={**success(200, "The rules", {"type": "array", "items": RULE_SCHEMA}), **READ_ERRORS},
+)
 async def list_rules(request: Request) -> Response:
     """Every rule of the tenant, in id order."""
     tenant = tenant_of(request)
@@ -62,7 +74,14 @@ async def list_rules(request: Request) -> Response:
     return json_response([rule.document for rule in rules])
 
 
-@router.post("/rules", status_code=201, summary="Create an alert rule", dependencies=[Writer])
+@router.post(
+    "/rules",
+    status_code=201,
+    summary="Create an alert rule",
+    dependencies=[Writer],
+    openapi_extra=RULE_BODY,
+    responses={**success(201, "Created (Location names it)"), **WRITE_ERRORS},
+)
 async def create_rule(request: Request) -> Response:
     """Create a rule; 409 AlreadyExists when its id is taken."""
     tenant = tenant_of(request)
@@ -80,7 +99,12 @@ async def create_rule(request: Request) -> Response:
     return Response(status_code=201, headers={"Location": location})
 
 
-@router.get("/rules/{rule_id}", summary="Retrieve an alert rule", dependencies=[Reader])
+@router.get(
+    "/rules/{rule_id}",
+    summary="Retrieve an alert rule",
+    dependencies=[Reader],
+    responses={**success(200, "The rule", RULE_SCHEMA), **READ_ERRORS},
+)
 async def get_rule(request: Request, rule_id: str) -> Response:
     """One rule, in its JSON form."""
     tenant = tenant_of(request)
@@ -91,7 +115,12 @@ async def get_rule(request: Request, rule_id: str) -> Response:
 
 
 @router.put(
-    "/rules/{rule_id}", status_code=204, summary="Replace an alert rule", dependencies=[Writer]
+    "/rules/{rule_id}",
+    status_code=204,
+    summary="Create or replace an alert rule",
+    dependencies=[Writer],
+    openapi_extra=RULE_BODY,
+    responses={**success(204, "Stored"), **WRITE_ERRORS},
 )
 async def replace_rule(request: Request, rule_id: str) -> Response:
     """Create or replace a rule; a replaced rule starts afresh on every entity."""
@@ -107,7 +136,11 @@ async def replace_rule(request: Request, rule_id: str) -> Response:
 
 
 @router.delete(
-    "/rules/{rule_id}", status_code=204, summary="Delete an alert rule", dependencies=[Writer]
+    "/rules/{rule_id}",
+    status_code=204,
+    summary="Delete an alert rule",
+    dependencies=[Writer],
+    responses={**success(204, "Deleted"), **READ_ERRORS},
 )
 async def remove_rule(request: Request, rule_id: str) -> Response:
     """Delete a rule and its states (its Alert entities and events stay)."""
@@ -117,7 +150,12 @@ async def remove_rule(request: Request, rule_id: str) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/rules/{rule_id}/events", summary="A rule's recent transitions", dependencies=[Reader])
+@router.get(
+    "/rules/{rule_id}/events",
+    summary="A rule's recent transitions",
+    dependencies=[Reader],
+    responses={**success(200, "Transitions, newest first", {"type": "array"}), **READ_ERRORS},
+)
 async def rule_events(
     request: Request, rule_id: str, limit: int = Query(100, ge=1, le=1000)
 ) -> Response:
@@ -140,7 +178,14 @@ async def rule_events(
 
 
 @router.post(
-    "/rules/{rule_id}/dry-run", summary="Replay a rule over history", dependencies=[Reader]
+    "/rules/{rule_id}/dry-run",
+    summary="Replay a rule over history",
+    dependencies=[Reader],
+    openapi_extra=TRIAL_BODY,
+    responses={
+        **success(200, "How often and when it would have fired", {"type": "object"}),
+        **READ_ERRORS,
+    },
 )
 async def dry_run_rule(
     request: Request,
@@ -148,7 +193,11 @@ async def dry_run_rule(
     start: Annotated[datetime, Query(alias="from", description="ISO 8601 start")],
     end: Annotated[datetime, Query(alias="to", description="ISO 8601 end")],
 ) -> Response:
-    """How often and when the stored rule would have fired between `from` and `to`."""
+    """How often and when the stored rule would have fired between `from` and `to`.
+
+    A JSON object in the body replaces fields of the stored rule for this replay only (try
+    `{"level": 30}` before changing the rule).
+    """
     tenant = tenant_of(request)
     if start.tzinfo is None or end.tzinfo is None:
         raise NgsiError(ErrorType.BAD_REQUEST_DATA, "from and to need a time zone (Z or +01:00)")
@@ -159,7 +208,13 @@ async def dry_run_rule(
     document = await with_connection(request, lambda conn: _find(conn, tenant, rule_id))
     if document is None:
         raise _not_found(rule_id)
-    rule = parse_rule(document, tenant)
+    trial = await request.body()
+    if trial.strip():
+        changes = await _body(request)
+        if not isinstance(changes, dict):
+            raise NgsiError(ErrorType.BAD_REQUEST_DATA, "the body must be an object of fields")
+        document = {**document, **changes, "id": rule_id}
+    rule = _rule(document, tenant)
     result = await with_connection(request, lambda conn: load_history(conn, rule, start, end))
     return json_response(result)
 

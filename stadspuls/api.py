@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alerts import routes as alert_routes
+from feeds import routes_datex, routes_feeds, routes_ldes
 from ngsi.access import AccessControl
 from ngsi.context import ContextResolver
 from ngsi.errors import ErrorType, NgsiError
@@ -181,4 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(subscriptions.router)
     app.include_router(iot.router)
     app.include_router(alert_routes.router)
+    app.include_router(routes_datex.router)
+    app.include_router(routes_feeds.router)
+    app.include_router(routes_ldes.router)
     return app

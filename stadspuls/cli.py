@@ -20,12 +20,13 @@ from storage.status import collect_status, list_dead_letters
 from .cli_alerts import alerts_app
 from .cli_backfill import backfill_command
 from .cli_devices import devices_app
+from .cli_feeds import feeds_app
 from .cli_grafana import grafana_app
 from .cli_keys import keys_app
 from .cli_mqtt import mqtt_app
 from .cli_up import up_command
 from .settings import Settings
-from .wiring import build_worker, notifier_options, prepare_database
+from .wiring import build_worker, notifier_options, notifier_tasks, prepare_database
 
 app = typer.Typer(help="Stadspuls: city sensor data from MQTT to NGSI-LD.", no_args_is_help=True)
 app.add_typer(devices_app, name="devices")
@@ -33,6 +34,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(grafana_app, name="grafana")
 app.add_typer(mqtt_app, name="mqtt")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(feeds_app, name="feeds")
 app.command("backfill")(backfill_command)
 app.command("up")(up_command)
 console = Console()
@@ -93,7 +95,7 @@ def notify_command(
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    Notifier(settings.database_url, notifier_options(settings)).run(stop)
+    Notifier(settings.database_url, notifier_options(settings), notifier_tasks(settings)).run(stop)
 
 
 def _run_worker(settings: Settings, backend) -> None:

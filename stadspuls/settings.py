@@ -163,6 +163,36 @@ class Settings(BaseSettings):
     #: (docs/device-health.md).
     device_silent_after_seconds: float = Field(default=3600.0, gt=0)
 
+    # --- feeds for route planners (docs/feeds-*.md) ---
+    #: Who publishes the feeds (DATEX II, WZDx, DCAT).
+    feeds_publisher: str = "Stadspuls"
+    #: The licence of the published data (DCAT dcterms:license; WZDx only takes CC0).
+    feeds_license: str = (
+        "https://data.vlaanderen.be/id/licentie/modellicentie-gratis-hergebruik/v1.0"
+    )
+    #: Contact address in the feeds' metadata.
+    feeds_contact_email: str | None = None
+    #: The public base URL of the API behind a proxy (links in the catalogue and LDES).
+    feeds_base_url: str | None = None
+    #: How often the notifier publishes changed roadwork feeds on MQTT (retained); 0: never.
+    feeds_push_seconds: float = Field(default=10.0, ge=0)
+
+    # --- the Linked Data Event Streams (/ldes, docs/ldes.md) ---
+    #: Width of one time fragment, seconds.
+    ldes_fragment_seconds: int = Field(default=3600, ge=60)
+    #: Members per page of a fragment.
+    ldes_page_size: int = Field(default=250, ge=1)
+    #: Fragments older than this are no longer served (ldes:DurationAgoPolicy).
+    ldes_retention_days: int = Field(default=30, ge=1)
+    #: A fragment is closed (immutable) this long after its window ends (late readings).
+    ldes_settle_seconds: int = Field(default=300, ge=0)
+    #: Cache lifetime of the open fragment, the view and the stream description, seconds.
+    ldes_open_max_age: int = Field(default=5, ge=0)
+    #: Cache lifetime of closed fragments, seconds.
+    ldes_closed_max_age: int = Field(default=31_536_000, ge=0)
+    #: The public base URL of the LDES links (default: the request's own).
+    ldes_base_url: str | None = None
+
     @field_validator("temporal_time_zone")
     @classmethod
     def _known_time_zone(cls, value: str) -> str:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
+import psycopg
+
 from alerts.engine import AlertEngine
-from alerts.notifier import NotifierOptions
+from alerts.notifier import NotifierOptions, PeriodicTask
 from devices.profiles.registry import PROFILES
 from devices.registry import DeviceRegistry
+from feeds.publication import publication_from_settings
+from feeds.push import FeedPublisher
 from ingest.committer import BatchCommitter
 from ingest.message import RawMessage
 from ingest.metrics import IngestMetrics
@@ -18,6 +23,7 @@ from ingest.registry_source import RegistrySource
 from ingest.worker import BatchPolicy, IngestWorker
 from storage.backend import Backend, create_postgis, detect_backend
 from storage.database import connect, create_database_if_missing
+from storage.device_health import refresh_device_states
 from storage.migrate import migrate
 from storage.writer import BatchWriter, load_registry
 
@@ -110,6 +116,26 @@ def notifier_options(settings: Settings) -> NotifierOptions:
         lanes=settings.notify_lanes,
         timeout_seconds=settings.notify_timeout_seconds,
         max_backoff_seconds=settings.notify_max_backoff_seconds,
-        silence_check_seconds=settings.alert_silence_check_seconds,
-        device_silent_after_seconds=settings.device_silent_after_seconds,
     )
+
+
+def notifier_tasks(settings: Settings) -> list[PeriodicTask]:
+    """The periodic work of the active notifier: silence rules, silent devices, feed push."""
+    engine = AlertEngine(settings.alert_reload_seconds)
+    silent_after = timedelta(seconds=settings.device_silent_after_seconds)
+
+    def mark_silent_devices(conn: psycopg.Connection) -> int:
+        return refresh_device_states(conn, now=datetime.now(UTC), silent_after=silent_after)
+
+    tasks = [
+        PeriodicTask("silence rules", settings.alert_silence_check_seconds, engine.check_silence),
+        PeriodicTask("silent devices", settings.alert_silence_check_seconds, mark_silent_devices),
+    ]
+    if settings.feeds_push_seconds > 0:
+        publisher = FeedPublisher(publication_from_settings(settings))
+
+        def push_feeds(conn: psycopg.Connection) -> int:
+            return publisher.run_once(conn, settings.mqtt_url)
+
+        tasks.append(PeriodicTask("feed push", settings.feeds_push_seconds, push_feeds))
+    return tasks

@@ -159,6 +159,15 @@ def test_dry_run_replays_history(api: TestClient, api_database: str, tenant: str
         "2026-11-02T06:30",
     ]
     assert result["episodes"][1]["peak"] == 40
+    # A trial threshold, without changing the stored rule.
+    trial = api.post(
+        f"{RULES}/pm25-high/dry-run",
+        params={"from": "2026-11-02T00:00:00Z", "to": "2026-11-03T00:00:00Z"},
+        json={"level": 35, "clear_level": 30},
+    )
+    assert trial.status_code == 200, trial.text
+    assert trial.json()["timesFired"] == 1
+    assert api.get(f"{RULES}/pm25-high").json()["level"] == 25
     bad = api.post(f"{RULES}/pm25-high/dry-run", params={"from": "x", "to": "y"})
     assert bad.status_code == 400
     # Disabled: nothing was raised live.
