@@ -22,6 +22,7 @@ from ngsi.subscription import (
     context_terms,
     subscription_from_document,
 )
+from ngsi.typeselect import type_names
 from storage.entity_store import jsonb
 
 _COLUMNS = (
@@ -43,8 +44,26 @@ def _row_subscription(row: Sequence[Any]) -> Subscription:
     )
 
 
+def watched_types(subscription: Subscription) -> list[str] | None:
+    """The entity types (IRIs) the subscription can select, or None for any type.
+
+    A superset: an entity it selects has at least one of them (the change triggers of
+    0017_subscription_types.sql record only those entities' changes).
+    """
+    if not subscription.entities:
+        return None
+    names: set[str] = set()
+    for selector in subscription.entities:
+        selected = type_names(selector.types)
+        if not selected:
+            return None
+        names.update(selected)
+    return sorted(names)
+
+
 def _values(subscription: Subscription) -> tuple[Any, ...]:
-    """document, context, context_terms, is_active, expires_at, throttling, time_interval."""
+    """document, context, context_terms, is_active, expires_at, throttling, time_interval,
+    watched_types."""
     context = subscription.context
     return (
         jsonb(subscription.document),
@@ -54,6 +73,7 @@ def _values(subscription: Subscription) -> tuple[Any, ...]:
         subscription.expires_at,
         subscription.throttling,
         subscription.time_interval,
+        watched_types(subscription),
     )
 
 
@@ -67,8 +87,9 @@ class SubscriptionStore:
         """Insert a new subscription; False when its id is taken in its tenant."""
         cursor = await self.conn.execute(
             "INSERT INTO subscriptions (tenant, id, document, context, context_terms,"
-            " is_active, expires_at, throttling, time_interval)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (tenant, id) DO NOTHING",
+            " is_active, expires_at, throttling, time_interval, watched_types)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (tenant, id) DO NOTHING",
             (subscription.tenant, subscription.id, *_values(subscription)),
         )
         return cursor.rowcount == 1
@@ -109,7 +130,7 @@ class SubscriptionStore:
         cursor = await self.conn.execute(
             "UPDATE subscriptions SET document = %s, context = %s, context_terms = %s,"
             " is_active = %s, expires_at = %s, throttling = %s, time_interval = %s,"
-            " modified_at = now() WHERE tenant = %s AND id = %s",
+            " watched_types = %s, modified_at = now() WHERE tenant = %s AND id = %s",
             (*_values(subscription), subscription.tenant, subscription.id),
         )
         return cursor.rowcount == 1
