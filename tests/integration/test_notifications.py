@@ -302,3 +302,24 @@ def test_notifications_survive_sigkill_of_the_notifier(
     # At least once: a notification in flight at the kill may come twice, never out of order.
     first_seen = [v for i, v in enumerate(values) if v not in values[:i]]
     assert first_seen == list(range(150))
+
+
+def test_only_subscribed_types_are_captured(
+    api: TestClient, api_database: str, tenant: str, receiver: Receiver
+) -> None:
+    # No notifier runs here, so the captured changes stay in entity_changes to be counted.
+    subscribe(api, receiver.url)
+    other = {
+        "id": "urn:ngsi-ld:Gauge:y",
+        "type": "Gauge",
+        "level": {"type": "Property", "value": 1},
+    }
+    assert api.post("/ngsi-ld/v1/entities", json=other).status_code == 201
+    assert api.post("/ngsi-ld/v1/entities", json=counter("z", 1)).status_code == 201
+    with connect(api_database) as conn:
+        captured = conn.execute(
+            "SELECT entity_id FROM entity_changes WHERE tenant = %s ORDER BY position", [tenant]
+        ).fetchall()
+        conn.execute("DELETE FROM entity_changes WHERE tenant = %s", [tenant])
+        conn.commit()
+    assert captured == [("urn:ngsi-ld:Counter:z",)]
