@@ -12,6 +12,10 @@ for the documents. Layout of one stream (docs/ldes.md):
   window [start, start + size), ordered by timestamp, at most `page_size` a page; a page that
   is not the last links to the next one with a relation on the first timestamp it holds.
 
+Every stream is append-only (LDES 1.0): a member, once published, never changes and leaves
+only through the retention policy. The roadworks stream has one member per version of a
+CityWork, and an `as:Delete` member (`ldes:versionDeleteObject`) when one is deleted.
+
 A window is closed, and its pages immutable, once its end lies `settle_seconds` in the past
 (readings may arrive late until then); the latest windows are open and cached briefly.
 """
@@ -26,6 +30,7 @@ from rdflib import BNode, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCTERMS, PROV, RDF, XSD
 
 from feeds.ldes_members import (
+    ACTIVITY_STREAMS,
     GEO,
     IMPL,
     LOCN,
@@ -98,6 +103,11 @@ class Stream:
     #: Whether members come from the observations table (else: CityWork versions).
     observations: bool
 
+    @property
+    def deletes(self) -> bool:
+        """Whether the stream has deletion members (`as:Delete` versions: the roadworks)."""
+        return not self.observations
+
 
 STREAMS = {
     stream.name: stream
@@ -120,8 +130,9 @@ STREAMS = {
         Stream(
             "roadworks",
             "Roadworks",
-            "Versions of the roadworks (CityWork entities) as OSLO mobility hindrances; "
-            "a new version whenever the roadwork changes.",
+            "Every version of the roadworks (CityWork entities) as OSLO mobility "
+            "hindrances: a new member whenever a roadwork is created or changes, an "
+            "as:Delete member when it is deleted.",
             PROV.generatedAtTime,
             False,
         ),
@@ -200,12 +211,16 @@ def _describe_stream(graph: Graph, stream: Stream, urls: StreamUrls) -> None:
     graph.add((node, RDF.type, LDES.EventStream))
     graph.add((node, LDES.timestampPath, stream.timestamp_path))
     graph.add((node, LDES.versionOfPath, DCTERMS.isVersionOf))
+    if stream.deletes:
+        # LDES vocabulary: a member whose rdf:type (the default versionDeletePath) is
+        # as:Delete marks its versioned object as deleted.
+        graph.add((node, LDES.versionDeleteObject, ACTIVITY_STREAMS.Delete))
     graph.add((node, TREE.view, urls.view))
     graph.add((node, DCTERMS.title, Literal(stream.title)))
     graph.add((node, DCTERMS.description, Literal(stream.description)))
 
 
-def _describe_view(graph: Graph, stream: Stream, urls: StreamUrls, settings: LdesSettings) -> None:
+def _describe_view(graph: Graph, urls: StreamUrls, settings: LdesSettings) -> None:
     view = urls.view
     description = URIRef(f"{view}#description")
     policy = URIRef(f"{view}#retention")
@@ -217,13 +232,6 @@ def _describe_view(graph: Graph, stream: Stream, urls: StreamUrls, settings: Lde
     graph.add((view, LDES.retentionPolicy, policy))
     graph.add((policy, RDF.type, LDES.DurationAgoPolicy))
     graph.add((policy, TREE.value, Literal(f"P{settings.retention_days}D", datatype=XSD.duration)))
-    if not stream.observations:
-        # Only the current version of a roadwork is kept: the entity holds no history.
-        latest = URIRef(f"{view}#latest-version")
-        graph.add((description, LDES.retentionPolicy, latest))
-        graph.add((view, LDES.retentionPolicy, latest))
-        graph.add((latest, RDF.type, LDES.LatestVersionSubset))
-        graph.add((latest, LDES.amount, Literal(1, datatype=XSD.nonNegativeInteger)))
 
 
 def _relation(
@@ -241,7 +249,7 @@ def event_stream_graph(stream: Stream, urls: StreamUrls, settings: LdesSettings)
     """The stream's own document: the EventStream and its view's description."""
     graph = new_graph()
     _describe_stream(graph, stream, urls)
-    _describe_view(graph, stream, urls, settings)
+    _describe_view(graph, urls, settings)
     return graph
 
 
@@ -314,6 +322,7 @@ PREFIXES = {
     "impl": IMPL,
     "om": OM,
     "sdm": TRANSPORTATION,
+    "as": ACTIVITY_STREAMS,
 }
 
 

@@ -14,8 +14,9 @@ Description (what an LDES client extracts) is the whole member.
 - Air quality (W3C SOSA/SSN): a `sosa:Observation` with observedProperty, hasSimpleResult,
   hasResult (a QUDT QuantityValue with its unit), resultTime, madeBySensor and
   hasFeatureOfInterest.
-- Roadworks (OSLO Mobiliteit, as the GIPOD mobility-hindrance member): a
-  `mobiliteit:Mobiliteitshinder` version of the CityWork, with period and zone geometry.
+- Roadworks (OSLO Mobiliteit, as the GIPOD mobility-hindrance member): every version of a
+  CityWork is a `mobiliteit:Mobiliteitshinder` with period and zone geometry; its deletion
+  is an `as:Delete` version (a tombstone).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ GEO = Namespace("http://www.opengis.net/ont/geosparql#")
 SF = Namespace("http://www.opengis.net/ont/sf#")
 LOCN = Namespace("http://www.w3.org/ns/locn#")
 MOBILITEIT = Namespace("https://data.vlaanderen.be/ns/mobiliteit#")
+ACTIVITY_STREAMS = Namespace("https://www.w3.org/ns/activitystreams#")
 M8G = Namespace("http://data.europa.eu/m8g/")
 TRANSPORTATION = Namespace("https://smartdatamodels.org/dataModel.Transportation/")
 VEHICLE_TYPES = Namespace("https://data.vlaanderen.be/doc/concept/VkmVoertuigType/")
@@ -284,19 +286,39 @@ def air_quality_member(graph: Graph, record: ObservationRecord) -> URIRef:
     return member
 
 
-def roadwork_version(roadwork: Roadwork) -> datetime:
-    """The version time of a roadwork: when its entity was last modified."""
-    return roadwork.modified_at or roadwork.last_reported or roadwork.start
+@dataclass(frozen=True, slots=True)
+class RoadworkVersion:
+    """One version of a CityWork: its state at `version_at`, or its deletion."""
+
+    entity_id: str
+    version_at: datetime
+    #: The roadwork as it was; None for a deletion or a state an export cannot place.
+    roadwork: Roadwork | None
+    deleted: bool = False
 
 
-def roadwork_member(graph: Graph, roadwork: Roadwork) -> URIRef:
-    """Add the current version of a roadwork (a CityWork) as a mobility hindrance."""
-    moment = roadwork_version(roadwork)
-    member = version_iri(roadwork.id, moment)
+def roadwork_version_iri(entity_id: str, moment: datetime) -> URIRef:
+    """The IRI of a roadwork version: the CityWork id, `#`, the version time."""
+    return URIRef(f"{entity_id}#{timestamp_literal(moment)}")
+
+
+def roadwork_member(graph: Graph, version: RoadworkVersion) -> URIRef:
+    """Add a version of a roadwork (a CityWork) as a mobility hindrance, or its deletion
+    as an `as:Delete` (the stream's ldes:versionDeleteObject, LDES vocabulary §2)."""
+    member = roadwork_version_iri(version.entity_id, version.version_at)
+    graph.add((member, PROV.generatedAtTime, timestamp_literal(version.version_at)))
+    graph.add((member, DCTERMS.isVersionOf, URIRef(version.entity_id)))
+    if version.deleted:
+        graph.add((member, RDF.type, ACTIVITY_STREAMS.Delete))
+        return member
     graph.add((member, RDF.type, MOBILITEIT.Mobiliteitshinder))
     graph.add((member, RDF.type, TRANSPORTATION.CityWork))
-    graph.add((member, PROV.generatedAtTime, timestamp_literal(moment)))
-    graph.add((member, DCTERMS.isVersionOf, URIRef(roadwork.id)))
+    if version.roadwork is not None:
+        _describe_roadwork(graph, member, version.roadwork)
+    return member
+
+
+def _describe_roadwork(graph: Graph, member: URIRef, roadwork: Roadwork) -> None:
     graph.add((member, DCTERMS.title, Literal(roadwork.name)))
     if roadwork.description:
         graph.add((member, DCTERMS.description, Literal(roadwork.description)))
@@ -324,4 +346,3 @@ def roadwork_member(graph: Graph, roadwork: Roadwork) -> URIRef:
         graph.add((member, DCTERMS.source, URIRef(roadwork.source)))
     if roadwork.version:
         graph.add((member, DCTERMS.hasVersion, Literal(roadwork.version)))
-    return member

@@ -42,17 +42,18 @@ from feeds.ldes import (
     window_start,
 )
 from feeds.ldes_formats import OFFERED, negotiate, serialize
-from feeds.ldes_members import air_quality_member, roadwork_member, roadwork_version, traffic_member
+from feeds.ldes_members import (
+    air_quality_member,
+    roadwork_member,
+    roadwork_version_iri,
+    traffic_member,
+)
 from ngsi.access import Role, access_control
 from ngsi.errors import ErrorType, NgsiError, bad_request, not_found
 from ngsi.routers.iot_common import with_connection
 from ngsi.routers.openapi import errors, success
-from storage.ldes_store import (
-    observation_page,
-    observation_revision,
-    observation_windows,
-    roadwork_versions,
-)
+from storage.ldes_store import observation_page, observation_revision, observation_windows
+from storage.roadwork_versions import load_roadwork_versions, roadwork_version_windows
 
 router = APIRouter(tags=["ldes"])
 DEFAULT = "/ldes"
@@ -165,11 +166,6 @@ async def event_stream(request: Request, stream: str, tenant: str = "") -> Respo
     return _respond(request, revision, body, media, cache_control(False, settings))
 
 
-def _roadwork_windows(versions: list, now: datetime, settings: LdesSettings) -> list[datetime]:
-    starts = {window_start(roadwork_version(version), settings) for version in versions}
-    return sorted(s for s in starts if s <= now and not is_expired(s, now, settings))
-
-
 @router.get(
     DEFAULT + "/{stream}/view",
     summary="The root node of a stream's time-based view",
@@ -188,11 +184,11 @@ async def view(request: Request, stream: str, tenant: str = "") -> Response:
     now = datetime.now(UTC)
 
     def work(conn: psycopg.Connection) -> Rendered:
+        first, last = first_retained(now, settings), window_start(now, settings)
         if kind.observations:
-            first, last = first_retained(now, settings), window_start(now, settings)
             windows = observation_windows(conn, tenant, stream, first, last, settings.fragment)
         else:
-            windows = _roadwork_windows(roadwork_versions(conn, tenant), now, settings)
+            windows = roadwork_version_windows(conn, tenant, first, last, settings.fragment)
         key = "|".join([str(urls.view), media, str(settings), *map(str, windows)])
         revision = Revision(key, None)
         if _matches(request, revision):
@@ -246,22 +242,21 @@ def _roadwork_fragment(
     conn: psycopg.Connection, request: Request, kind: Stream, tenant: str, urls: StreamUrls,
     start: datetime, page: int, media: str, settings: LdesSettings,
 ) -> Rendered:  # fmt: skip
-    end = start + settings.fragment
-    versions = [
-        version
-        for version in roadwork_versions(conn, tenant)
-        if start <= roadwork_version(version) < end
-    ]
     size = settings.page_size
-    if (page - 1) * size >= max(len(versions), 1):
-        raise not_found(f"the window has {len(versions)} members: no page {page}")
-    shown = versions[(page - 1) * size : page * size + 1]
-    stamps = [f"{version.id}@{roadwork_version(version).isoformat()}" for version in shown]
-    newest = max((roadwork_version(version) for version in shown), default=None)
+    # One more than a page: the first version of the next page, if any, for the relation.
+    shown = load_roadwork_versions(
+        conn, tenant, start, start + settings.fragment, size + 1, (page - 1) * size
+    )
+    if page > 1 and not shown:
+        raise not_found(f"the window has no page {page}")
+    # Members never change (the table is append-only), so their IRIs identify a page's
+    # content: a page keeps its ETag once full and linked, whatever is added after it.
+    stamps = [str(roadwork_version_iri(v.entity_id, v.version_at)) for v in shown]
+    newest = max((version.version_at for version in shown), default=None)
     revision = Revision("|".join([str(urls.fragment(start, page)), media, *stamps]), newest)
     if _matches(request, revision):
         return revision, None
-    following = roadwork_version(shown[size]) if len(shown) > size else None
+    following = shown[size].version_at if len(shown) > size else None
     graph: Graph = fragment_graph(kind, urls, settings, start, page, following)
     for version in shown[:size]:
         add_member(graph, urls, roadwork_member(graph, version))

@@ -1,5 +1,6 @@
-"""What the LDES (feeds/ldes.py) reads: readings from the observations table, with the
-latest state of their entities for context, and the roadworks (CityWork versions).
+"""What the LDES (feeds/ldes.py) reads for its observation streams: readings from the
+observations table, with the latest state of their entities for context. The roadworks
+stream reads its CityWork versions from storage/roadwork_versions.py.
 
 Queries use the observations index (tenant, entity_type, attribute, observed_at): a window
 is one index range per type and attribute, and finding the windows that hold members is one
@@ -14,15 +15,8 @@ from typing import Any
 
 import psycopg
 
-from feeds.ldes_members import (
-    STREAM_READINGS,
-    EntityContext,
-    ObservationRecord,
-    roadwork_version,
-)
-from feeds.roadworks import Roadwork
+from feeds.ldes_members import STREAM_READINGS, EntityContext, ObservationRecord
 from ngsi.vocabulary import IngestVocabulary
-from storage.roadwork_store import load_roadworks
 
 _SELECTED = """
 o.tenant = %(tenant)s AND o.entity_type = ANY(%(types)s) AND o.attribute = ANY(%(attributes)s)
@@ -179,9 +173,3 @@ def observation_page(
             )
         )
     return records
-
-
-def roadwork_versions(conn: psycopg.Connection, tenant: str) -> list[Roadwork]:
-    """The current version of every roadwork of a tenant, in version (modification) order."""
-    roadworks = load_roadworks(conn, tenant)
-    return sorted(roadworks, key=lambda roadwork: (roadwork_version(roadwork), roadwork.id))

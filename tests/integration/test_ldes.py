@@ -1,12 +1,14 @@
 """The LDES over HTTP, on readings written by the real ingest path (BatchBuilder and
 BatchWriter) and on CityWork entities: stream, view, fragments and their relations, cache
-headers and conditional GET, retention, content negotiation, and members in OSLO/SOSA terms.
+headers and conditional GET, retention, content negotiation, and members in OSLO/SOSA terms;
+the roadworks stream keeps every version of a CityWork (migration 0015's triggers).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,16 +19,20 @@ from rdflib import Graph, Literal, URIRef
 from rdflib.compare import isomorphic
 from rdflib.namespace import DCTERMS, PROV, RDF, XSD
 
+import storage.migrate
 from devices.registry import DeviceRegistry
 from feeds import routes_ldes
 from feeds.ldes import LDES, TREE, LdesSettings, window_start, window_token
 from feeds.ldes_members import (
+    ACTIVITY_STREAMS,
     FEATURE_TYPES,
     IMPL,
     SOSA,
     STREAM_READINGS,
+    TRANSPORTATION,
     VEHICLE_TYPES,
     VKM,
+    timestamp_literal,
 )
 from feeds.roadworks import CITYWORK_TYPE, Roadwork, roadwork_entity
 from ingest.message import RawMessage
@@ -35,10 +41,12 @@ from ngsi.vocabulary import IngestVocabulary
 from stadspuls.api import create_app
 from stadspuls.simulator import message_stream, sample_devices, sample_groups
 from storage.backend import detect_backend
-from storage.database import connect
+from storage.database import connect, create_database_if_missing, drop_database
+from storage.migrate import migrate
 from storage.records import ObservationRow
 from storage.writer import BatchWriter
 from tests.support.api import api_settings
+from tests.support.fixtures import scratch_database_url
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +55,15 @@ NOW = datetime.now(UTC)
 #: Ten closed hours, two days ago, and readings in the current (open) hour.
 HOURS = [window_start(NOW, SETTINGS) - timedelta(hours=48 - hour) for hour in range(10)]
 OPEN_HOUR = window_start(NOW, SETTINGS)
+#: The Smart Data Models context of CityWork, as a Link header of an NGSI-LD request.
+TRANSPORTATION_CONTEXT = {
+    "Link": "<https://raw.githubusercontent.com/smart-data-models/dataModel.Transportation/"
+    'master/context.jsonld>; rel="http://www.w3.org/ns/json-ld#context"; '
+    'type="application/ld+json"'
+}
+FULL = {"type": "Property", "value": "full"}
+POINT_GEOMETRY = {"type": "Point", "coordinates": [3.72, 51.05]}
+ONGOING = {"type": "Property", "value": "ongoing"}
 
 
 def ingest(database_url: str, tenant: str, moments: list[datetime]) -> list[ObservationRow]:
@@ -353,6 +370,26 @@ def save_roadwork(
         )  # fmt: skip
 
 
+def roadwork_pages(client: TestClient, tenant: str) -> list[tuple[str, str, list[URIRef]]]:
+    """Every page of the roadworks stream, window by window (as the view links them) and
+    page by page: its URL, ETag and members."""
+    stream = URIRef(f"{base(tenant)}/roadworks")
+    view = graph_of(client.get(f"/ldes/tenants/{tenant}/roadworks/view"))
+    windows = relations(view, URIRef(f"{base(tenant)}/roadworks/view"))
+    pages = []
+    for first in sorted(
+        windows, key=lambda target: windows[target][TREE.GreaterThanOrEqualToRelation]
+    ):
+        url: str | None = first
+        while url is not None:
+            response = client.get(url)
+            assert response.status_code == 200, response.text
+            graph = graph_of(response)
+            pages.append((url, response.headers["etag"], members(graph, stream)))
+            url = next(iter(relations(graph, URIRef(url))), None)
+    return pages
+
+
 def test_roadworks_are_versions_of_their_citywork(client, api_database):
     tenant = f"ldes-rw-{uuid.uuid4().hex[:8]}"
     square = [[[3.72, 51.05], [3.73, 51.05], [3.73, 51.06], [3.72, 51.05]]]
@@ -366,14 +403,18 @@ def test_roadworks_are_versions_of_their_citywork(client, api_database):
     created = HOURS[1] + timedelta(minutes=10)
     save_roadwork(api_database, tenant, roadwork, created)
     stream = URIRef(f"{base(tenant)}/roadworks")
+    described = graph_of(client.get(f"/ldes/tenants/{tenant}/roadworks"))
+    assert described.value(stream, LDES.versionDeleteObject) == ACTIVITY_STREAMS.Delete
     view = graph_of(client.get(f"/ldes/tenants/{tenant}/roadworks/view"))
     assert view.value(URIRef(f"{base(tenant)}/roadworks/view"), LDES.retentionPolicy) is not None
+    assert not list(view.subjects(RDF.type, LDES.LatestVersionSubset))
     targets = set(relations(view, URIRef(f"{base(tenant)}/roadworks/view")))
-    assert targets == {f"{base(tenant)}/roadworks/fragments/{window_token(HOURS[1])}"}
-    page = graph_of(
-        client.get(f"/ldes/tenants/{tenant}/roadworks/fragments/{window_token(HOURS[1])}")
-    )
+    first_window = f"{base(tenant)}/roadworks/fragments/{window_token(HOURS[1])}"
+    assert targets == {first_window}
+    first_page = client.get(first_window)
+    page = graph_of(first_page)
     [member] = members(page, stream)
+    assert member == URIRef(f"{roadwork.id}#{created.strftime('%Y-%m-%dT%H:%M:%SZ')}")
     assert page.value(member, DCTERMS.isVersionOf) == URIRef(roadwork.id)
     assert page.value(member, PROV.generatedAtTime).toPython() == created
     assert page.value(member, URIRef("http://data.europa.eu/m8g/endTime")) is None
@@ -381,7 +422,103 @@ def test_roadworks_are_versions_of_their_citywork(client, api_database):
     assert "MULTIPOLYGON" in wkt
 
     moved = HOURS[2] + timedelta(minutes=5)
-    save_roadwork(api_database, tenant, roadwork, moved)
+    save_roadwork(api_database, tenant, replace(roadwork, closure="partial"), moved)
     view = graph_of(client.get(f"/ldes/tenants/{tenant}/roadworks/view"))
     targets = set(relations(view, URIRef(f"{base(tenant)}/roadworks/view")))
-    assert targets == {f"{base(tenant)}/roadworks/fragments/{window_token(HOURS[2])}"}
+    second_window = f"{base(tenant)}/roadworks/fragments/{window_token(HOURS[2])}"
+    assert targets == {first_window, second_window}, "the first version stays in the stream"
+    again = client.get(first_window, headers={"If-None-Match": first_page.headers["etag"]})
+    assert again.status_code == 304, "a closed page never changes"
+    [later] = members(graph_of(client.get(second_window)), stream)
+    assert later != member
+
+
+def test_create_two_changes_and_a_delete_are_four_members_appended_in_order(
+    api_database: str,
+) -> None:
+    tenant = f"ldes-rw-{uuid.uuid4().hex[:8]}"
+    entity_id = f"urn:ngsi-ld:CityWork:api-{uuid.uuid4().hex[:6]}"
+    square = [[[3.72, 51.05], [3.73, 51.05], [3.73, 51.06], [3.72, 51.05]]]
+    body = roadwork_entity(
+        Roadwork(entity_id, "Nutswerken", {"type": "Polygon", "coordinates": square}, NOW)
+    )
+    headers = {"NGSILD-Tenant": tenant, **TRANSPORTATION_CONTEXT}
+    settings = replace(SETTINGS, page_size=1)
+    steps = [
+        ("POST", "/ngsi-ld/v1/entities", body, 201),
+        ("PATCH", f"/ngsi-ld/v1/entities/{entity_id}/attrs", {"closure": FULL}, 204),
+        ("PATCH", f"/ngsi-ld/v1/entities/{entity_id}/attrs", {"workState": ONGOING}, 204),
+        ("DELETE", f"/ngsi-ld/v1/entities/{entity_id}", None, 204),
+    ]
+    stable: dict[str, str] = {}
+    with TestClient(ldes_app(api_database, settings), base_url="http://ldes.test") as client:
+        for method, path, payload, status in steps:
+            response = client.request(method, path, json=payload, headers=headers)
+            assert response.status_code == status, response.text
+            pages = roadwork_pages(client, tenant)
+            for url, etag, _ in pages[:-1]:
+                # A page followed by another is complete: nothing added later changes it.
+                assert stable.setdefault(url, etag) == etag, f"{url} changed"
+        union = Graph()
+        for url, _, _ in pages:
+            union += graph_of(client.get(url))
+    assert len(stable) == 3, "with one member a page, three pages are followed by another"
+    found = [member for _, _, page_members in pages for member in page_members]
+    assert len(found) == len(set(found)) == 4
+    times = [union.value(member, PROV.generatedAtTime).toPython() for member in found]
+    assert times == sorted(times) and len(set(times)) == 4
+    assert found == [URIRef(f"{entity_id}#{timestamp_literal(time)}") for time in times]
+    assert {union.value(member, DCTERMS.isVersionOf) for member in found} == {URIRef(entity_id)}
+    closures = [union.value(member, TRANSPORTATION.closure) for member in found]
+    assert closures == [Literal("partial"), Literal("full"), Literal("full"), None]
+    states = [union.value(member, TRANSPORTATION.workState) for member in found]
+    assert states == [Literal("planned"), Literal("planned"), Literal("ongoing"), None]
+    assert [(member, RDF.type, ACTIVITY_STREAMS.Delete) in union for member in found] == [
+        False, False, False, True,
+    ]  # fmt: skip
+
+
+def test_the_migration_back_fills_the_roadworks_stored_before_it(monkeypatch):
+    url = scratch_database_url("stadspuls_ldes_backfill")
+    create_database_if_missing(url)
+    every = storage.migrate.available_migrations
+    earlier = [m for m in every("postgres") if m.version < "0015"]
+    roadwork = Roadwork("urn:ngsi-ld:CityWork:old", "Old", POINT_GEOMETRY, HOURS[0])
+    try:
+        with connect(url) as conn:
+            backend = detect_backend(conn, "postgres")
+            monkeypatch.setattr(storage.migrate, "available_migrations", lambda name: earlier)
+            migrate(conn, backend)
+            monkeypatch.undo()
+        save_roadwork(url, "old", roadwork, HOURS[3])
+        with connect(url) as conn:
+            assert "0015_roadwork_versions.sql" in migrate(conn, backend)
+            rows = conn.execute(
+                "SELECT tenant, entity_id, version_at, deleted, document ->> 'type'"
+                " FROM roadwork_versions"
+            ).fetchall()
+    finally:
+        drop_database(url)
+    citywork = IngestVocabulary().entity_type(CITYWORK_TYPE)
+    assert rows == [("old", roadwork.id, HOURS[3], False, citywork)]
+
+
+def test_a_transaction_records_its_last_state_and_only_citywork_changes_count(api_database):
+    tenant = f"ldes-tx-{uuid.uuid4().hex[:8]}"
+    citywork = IngestVocabulary().entity_type(CITYWORK_TYPE)
+    insert = "INSERT INTO entities (tenant, id, type, entity) VALUES (%s, %s, %s, %s)"
+    update = "UPDATE entities SET entity = %s, modified_at = now() WHERE tenant = %s AND id = %s"
+    with connect(api_database) as conn:
+        with conn.transaction():
+            conn.execute(insert, (tenant, "urn:x:CityWork:1", citywork, '{"step": 1}'))
+            conn.execute(update, ('{"step": 2}', tenant, "urn:x:CityWork:1"))
+            conn.execute(insert, (tenant, "urn:x:Other:1", "urn:x:Other", "{}"))
+        # The same document again (a rewrite that changes nothing) is no new version.
+        conn.execute(update, ('{"step": 2}', tenant, "urn:x:CityWork:1"))
+        conn.commit()
+        rows = conn.execute(
+            "SELECT entity_id, document -> 'entity', deleted FROM roadwork_versions"
+            " WHERE tenant = %s ORDER BY version_at, position",
+            (tenant,),
+        ).fetchall()
+    assert rows == [("urn:x:CityWork:1", {"step": 2}, False)]

@@ -46,6 +46,7 @@ def test_each_backend_gets_the_shared_files_and_its_own(name):
         "0012_mqtt_credentials.sql",
         "0013_device_health.sql",
         "0014_feed_state.sql",
+        "0015_roadwork_versions.sql",
         "0017_subscription_types.sql",
     ]
 

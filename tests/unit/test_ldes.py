@@ -18,6 +18,7 @@ from feeds.ldes import (
     StreamUrls,
     add_member,
     cache_control,
+    event_stream_graph,
     fragment_graph,
     is_closed,
     is_expired,
@@ -28,6 +29,7 @@ from feeds.ldes import (
 )
 from feeds.ldes_formats import JSON_LD, N_QUADS, N_TRIPLES, TURTLE, negotiate, serialize
 from feeds.ldes_members import (
+    ACTIVITY_STREAMS,
     FEATURE_TYPES,
     GEO,
     IMPL,
@@ -40,6 +42,7 @@ from feeds.ldes_members import (
     VKM,
     EntityContext,
     ObservationRecord,
+    RoadworkVersion,
     air_quality_member,
     roadwork_member,
     timestamp_literal,
@@ -52,6 +55,7 @@ HOURLY = LdesSettings()
 AT = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 URLS = StreamUrls("http://x/ldes", "traffic")
 POINT = {"type": "Point", "coordinates": [3.7, 51.0]}
+SDM = "https://smartdatamodels.org/dataModel.Transportation/"
 
 
 @pytest.mark.parametrize(
@@ -224,13 +228,47 @@ def test_a_roadwork_version(geometry, end, wkt_start):
     graph = Graph()
     modified = AT + timedelta(minutes=3)
     roadwork = Roadwork("urn:ngsi-ld:CityWork:1", "Works", geometry, AT, end, modified_at=modified)
-    member = roadwork_member(graph, roadwork)
+    member = roadwork_member(graph, RoadworkVersion(roadwork.id, modified, roadwork))
+    assert member == URIRef("urn:ngsi-ld:CityWork:1#2024-05-01T10:03:00Z")
     assert graph.value(member, DCTERMS.isVersionOf) == URIRef(roadwork.id)
+    assert (member, RDF.type, MOBILITEIT.Mobiliteitshinder) in graph
     assert graph.value(member, PROV.generatedAtTime) == timestamp_literal(modified)
     period = graph.value(member, MOBILITEIT.periode)
     assert (graph.value(period, M8G.endTime) is None) is (end is None)
     wkt = next(graph.objects(None, GEO.asWKT))
     assert str(wkt).split("> ", 1)[1].startswith(wkt_start)
+
+
+@pytest.mark.parametrize(
+    ("deleted", "kinds"),
+    [
+        (True, {ACTIVITY_STREAMS.Delete}),
+        (False, {MOBILITEIT.Mobiliteitshinder, URIRef(f"{SDM}CityWork")}),
+    ],
+)
+def test_a_version_without_a_roadwork_is_a_deletion_or_a_bare_version(deleted, kinds):
+    graph = Graph()
+    moment = AT + timedelta(seconds=1, microseconds=5)
+    member = roadwork_member(graph, RoadworkVersion("urn:x:CityWork:2", moment, None, deleted))
+    assert member == URIRef("urn:x:CityWork:2#2024-05-01T10:00:01.000005Z")
+    assert set(graph.objects(member, RDF.type)) == kinds
+    assert graph.value(member, DCTERMS.isVersionOf) == URIRef("urn:x:CityWork:2")
+    assert graph.value(member, PROV.generatedAtTime) == timestamp_literal(moment)
+    assert graph.value(member, DCTERMS.title) is None
+    assert graph.value(member, MOBILITEIT.zone) is None
+
+
+@pytest.mark.parametrize(
+    ("stream", "deletes"), [("traffic", False), ("air-quality", False), ("roadworks", True)]
+)
+def test_only_the_roadworks_stream_declares_deletions_and_no_stream_drops_versions(stream, deletes):
+    urls = StreamUrls("http://x/ldes", stream)
+    graph = event_stream_graph(STREAMS[stream], urls, HOURLY)
+    delete_object = graph.value(urls.event_stream, LDES.versionDeleteObject)
+    assert delete_object == (ACTIVITY_STREAMS.Delete if deletes else None)
+    assert not list(graph.subjects(RDF.type, LDES.LatestVersionSubset))
+    policies = set(graph.objects(urls.view, LDES.retentionPolicy))
+    assert [graph.value(policy, RDF.type) for policy in policies] == [LDES.DurationAgoPolicy]
 
 
 def test_an_unusable_geometry_has_no_wkt():
@@ -275,7 +313,8 @@ def test_every_format_carries_the_same_graph(media, rdflib_format):
     roadwork = Roadwork(
         "urn:ngsi-ld:CityWork:1", "W", {"type": "Point", "coordinates": [3, 51]}, AT
     )
-    add_member(graph, URLS, roadwork_member(graph, roadwork))
+    add_member(graph, URLS, roadwork_member(graph, RoadworkVersion(roadwork.id, AT, roadwork)))
+    add_member(graph, URLS, roadwork_member(graph, RoadworkVersion(roadwork.id, AT, None, True)))
     parsed = Graph().parse(data=serialize(graph, media), format=rdflib_format)
     # Parsing normalizes literals ("...Z" becomes "...+00:00"): compare parsed with parsed.
     reference = Graph().parse(data=serialize(graph, N_TRIPLES), format="nt")
