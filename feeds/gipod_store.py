@@ -25,7 +25,7 @@ from feeds.roadwork_alerts import (
     roadwork_alert,
     roadwork_alert_id,
 )
-from feeds.roadworks import CITYWORK_TYPE, roadwork_entity
+from feeds.roadworks import CITYWORK_TYPE, Roadwork, roadwork_entity, roadwork_from_entity
 from ngsi.entity_input import read_entity
 from ngsi.vocabulary import IngestVocabulary
 from storage.entities import instance_keys
@@ -131,29 +131,71 @@ def apply_version(conn: psycopg.Connection, tenant: str, version: HindranceVersi
             return "unchanged" if version.generated_at == reported else "older"
     city_work = stored_form(roadwork_entity(roadwork), CITYWORK_TYPE)
     _write(conn, tenant, city_work, previous, _owned(CITYWORK_TYPE, ROADWORK_ATTRIBUTES))
-    previous_alert = stored.get(alert_id)
-    _write(
-        conn,
-        tenant,
-        stored_form(_alert_of(version, previous_alert, vocabulary), ALERT_TYPE),
-        previous_alert,
-        _owned(ALERT_TYPE, ALERT_ATTRIBUTES),
-    )
+    issued = version.created_at or version.generated_at
+    write_alert(conn, tenant, roadwork, stored.get(alert_id), issued, version.generated_at)
     return "updated" if previous is not None else "created"
 
 
-def _alert_of(
-    version: HindranceVersion, previous: dict[str, Any] | None, vocabulary: IngestVocabulary
-) -> dict[str, Any]:
-    """The roadwork's Alert, keeping when it was first issued and when it was resolved."""
+def write_alert(
+    conn: psycopg.Connection,
+    tenant: str,
+    roadwork: Roadwork,
+    previous: dict[str, Any] | None,
+    issued: datetime,
+    at: datetime,
+) -> None:
+    """Raise, update or resolve the roadwork's Alert (its row locked by the caller), keeping
+    when it was first issued and when it was resolved; `at` is when this state was known."""
+    vocabulary = IngestVocabulary()
 
     def stored_moment(name: str) -> datetime | None:
         return _moment(previous.get(vocabulary.attribute(ALERT_TYPE, name))) if previous else None
 
-    issued = stored_moment("dateIssued") or version.created_at or version.generated_at
+    issued = stored_moment("dateIssued") or issued
     ended = None
-    if not is_active(version.roadwork):
+    if not is_active(roadwork):
         state = previous.get(vocabulary.attribute(ALERT_TYPE, "alertState")) if previous else None
         was_resolved = isinstance(state, dict) and state.get("value") == "resolved"
-        ended = (stored_moment("validTo") if was_resolved else None) or version.generated_at
-    return roadwork_alert(version.roadwork, issued, ended)
+        ended = (stored_moment("validTo") if was_resolved else None) or at
+    alert = stored_form(roadwork_alert(roadwork, issued, ended), ALERT_TYPE)
+    _write(conn, tenant, alert, previous, _owned(ALERT_TYPE, ALERT_ATTRIBUTES))
+
+
+_STALE_ALERTS = """
+SELECT c.tenant, c.id, c.modified_at
+FROM entities AS c
+LEFT JOIN entities AS a
+       ON a.tenant = c.tenant AND a.id = 'urn:ngsi-ld:Alert:' || substr(c.id, 13)
+WHERE (c.type = %(type)s OR %(type)s = ANY(c.extra_types))
+  AND (a.id IS NULL OR a.modified_at < c.modified_at)
+ORDER BY c.tenant, c.id
+LIMIT %(limit)s
+"""
+
+
+def sync_roadwork_alerts(conn: psycopg.Connection, limit: int = 500) -> int:
+    """Raise or update the Alert of every CityWork changed since its Alert was written, such
+    as those written through the NGSI-LD API (the importer writes its own at once); the
+    number of Alerts written. Commits."""
+    vocabulary = IngestVocabulary()
+    names = {vocabulary.attribute(CITYWORK_TYPE, name): name for name in ROADWORK_ATTRIBUTES}
+    stale = conn.execute(
+        _STALE_ALERTS, {"type": vocabulary.entity_type(CITYWORK_TYPE), "limit": limit}
+    ).fetchall()
+    written = 0
+    for tenant, city_work_id, modified_at in stale:
+        alert_id = roadwork_alert_id(city_work_id)
+        with conn.transaction():
+            rows = conn.execute(_LOCK, (tenant, sorted([city_work_id, alert_id]))).fetchall()
+            stored: dict[str, dict[str, Any]] = {row[0]: row[1] or {} for row in rows}
+            document = stored.get(city_work_id)
+            if document is None:
+                continue  # deleted meanwhile
+            short = {names[key]: value for key, value in document.items() if key in names}
+            roadwork = roadwork_from_entity({"id": city_work_id, **short})
+            if roadwork is None:
+                continue  # no location or startDate: nothing to place an alert at
+            write_alert(conn, tenant, roadwork, stored.get(alert_id), modified_at, modified_at)
+            written += 1
+    conn.commit()
+    return written

@@ -12,6 +12,7 @@ from alerts.engine import AlertEngine
 from alerts.notifier import NotifierOptions, PeriodicTask
 from devices.profiles.registry import PROFILES
 from devices.registry import DeviceRegistry
+from feeds.gipod_store import sync_roadwork_alerts
 from feeds.publication import publication_from_settings
 from feeds.push import FeedPublisher
 from ingest.committer import BatchCommitter
@@ -101,7 +102,7 @@ def build_worker(
     return IngestWorker(
         consumer,
         partial(make_committer, settings, backend),
-        BatchPolicy(settings.batch_size, settings.batch_time),
+        BatchPolicy(settings.batch_size, settings.batch_time, settings.batch_idle_time),
         metrics=metrics,
         on_commit=on_commit,
         log_level=settings.log_level.upper(),
@@ -129,6 +130,7 @@ def notifier_tasks(settings: Settings) -> list[PeriodicTask]:
 
     tasks = [
         PeriodicTask("silence rules", settings.alert_silence_check_seconds, engine.check_silence),
+        PeriodicTask("roadwork alerts", settings.alert_reload_seconds, sync_roadwork_alerts),
         PeriodicTask("silent devices", settings.alert_silence_check_seconds, mark_silent_devices),
     ]
     if settings.feeds_push_seconds > 0:
