@@ -198,6 +198,9 @@ def main() -> None:
     parser.add_argument("--rate-seconds", type=float, default=20.0)
     parser.add_argument("--devices", type=int, default=200, help="devices per profile")
     parser.add_argument("--out", type=Path, default=RESULTS / "ingest.json")
+    parser.add_argument(
+        "--only", default="", help="comma-separated steps to run (default: all), e.g. latency"
+    )
     args = parser.parse_args()
 
     maintenance = os.environ.get(
@@ -234,10 +237,15 @@ def _measure(bench: Bench, args: argparse.Namespace) -> dict:
         ("latency_fixed_rate", lambda: bench.latency_run(args.rate, args.rate_seconds)),
         ("backlog_drain", lambda: bench.backlog_run("pipeline", args.backlog)),
     ]
+    wanted = {name for name in args.only.split(",") if name}
     for name, step in steps:
+        if wanted and not any(name.startswith(prefix) for prefix in wanted):
+            continue
         print(f"running {name} ...", flush=True)
         results[name] = step()
         print(f"  {json.dumps(results[name])}", flush=True)
+    if "bare_subscriber" not in results or "pipeline_2_workers" not in results:
+        return results
     bare = results["bare_subscriber"]["messages_per_second"]
     results["ratios"] = {
         "pipeline_1_worker_vs_bare": round(

@@ -39,10 +39,22 @@ RESTART_WINDOW = 60.0
 
 @dataclass(frozen=True, slots=True)
 class BatchPolicy:
-    """When a batch is cut: at `size` messages or `seconds` after its first message."""
+    """When a batch is cut: at `size` messages or `seconds` after its first message, or
+    `idle_seconds` after it when the writer has nothing to do.
+
+    The last rule makes batching self-clocking: at a moderate rate the writer is idle and a
+    batch goes after `idle_seconds` (low latency); under load the writer is busy, batches
+    grow while it works (up to `size`/`seconds`), and throughput is that of large batches.
+    """
 
     size: int = 500
     seconds: float = 0.2
+    #: 0 turns the idle rule off.
+    idle_seconds: float = 0.0
+
+
+#: How often a batch that waits for a busy writer looks whether it became idle.
+IDLE_POLL_SECONDS = 0.01
 
 
 @dataclass(slots=True)
@@ -166,15 +178,24 @@ class IngestWorker:
                 continue
             batch = [first]
             deadline = first.arrived + policy.seconds
+            early = first.arrived + policy.idle_seconds if policy.idle_seconds > 0 else deadline
             while len(batch) < policy.size:
-                remaining = 0.0 if self._stopping.is_set() else deadline - time.monotonic()
+                now = time.monotonic()
+                if now >= early and not self._pending:
+                    break  # the writer is idle: no reason to keep this batch waiting
+                remaining = 0.0 if self._stopping.is_set() else deadline - now
+                if now < early:
+                    remaining = min(remaining, early - now)
+                elif self._pending and early < deadline:
+                    remaining = min(remaining, IDLE_POLL_SECONDS)
                 try:
                     if remaining > 0:
                         batch.append(incoming.get(timeout=remaining))
                     else:
                         batch.append(incoming.get_nowait())
                 except queue.Empty:
-                    break
+                    if remaining <= 0 or time.monotonic() >= deadline:
+                        break
             sequence += 1
             self._send(sequence, batch)
 
