@@ -16,18 +16,11 @@ from ngsi.errors import NgsiError
 from storage.alert_store import delete_rule, list_events, load_rules, reset_states, save_rule
 from storage.database import connect
 
-from .settings import Settings
-from .wiring import prepare_database
+from .wiring import migrated_database_url
 
 alerts_app = typer.Typer(help="Alert rules (docs/alerts.md).", no_args_is_help=True)
 console = Console()
 TENANT = typer.Option("", "--tenant", help="The tenant (NGSILD-Tenant); default: none.")
-
-
-def _database_url() -> str:
-    settings = Settings()
-    prepare_database(settings)
-    return settings.database_url
 
 
 @alerts_app.command("import")
@@ -39,7 +32,7 @@ def import_rules(path: Path, tenant: str = TENANT) -> None:
         for problem in error.problems:
             console.print(f"[red]{path}: {problem}[/red]")
         raise typer.Exit(1) from None
-    with connect(_database_url()) as conn:
+    with connect(migrated_database_url()) as conn:
         for rule in rules:
             save_rule(conn, tenant, rule.id, rule_document(rule), rule.enabled)
             reset_states(conn, tenant, rule.id)
@@ -50,7 +43,7 @@ def import_rules(path: Path, tenant: str = TENANT) -> None:
 @alerts_app.command("list")
 def list_rules(tenant: str = TENANT) -> None:
     """The tenant's rules."""
-    with connect(_database_url()) as conn:
+    with connect(migrated_database_url()) as conn:
         stored = load_rules(conn, tenant)
     table = Table("id", "kind", "name", "enabled", "scope")
     for item in stored:
@@ -62,7 +55,7 @@ def list_rules(tenant: str = TENANT) -> None:
 @alerts_app.command("export")
 def export_rules(tenant: str = TENANT) -> None:
     """Print the tenant's rules as YAML (the form `import` reads)."""
-    with connect(_database_url()) as conn:
+    with connect(migrated_database_url()) as conn:
         rules = [parse_rule(item.document, tenant) for item in load_rules(conn, tenant)]
     typer.echo(dump_rules_yaml(rules), nl=False)
 
@@ -70,7 +63,7 @@ def export_rules(tenant: str = TENANT) -> None:
 @alerts_app.command("delete")
 def delete(rule_id: str, tenant: str = TENANT) -> None:
     """Delete a rule and its states (its Alert entities and events stay)."""
-    with connect(_database_url()) as conn:
+    with connect(migrated_database_url()) as conn:
         deleted = delete_rule(conn, tenant, rule_id)
         conn.commit()
     if not deleted:
@@ -82,7 +75,7 @@ def delete(rule_id: str, tenant: str = TENANT) -> None:
 @alerts_app.command("events")
 def events(rule_id: str, tenant: str = TENANT, limit: int = 20) -> None:
     """A rule's newest transitions."""
-    with connect(_database_url()) as conn:
+    with connect(migrated_database_url()) as conn:
         found = list_events(conn, tenant, rule_id, limit)
     table = Table("at", "change", "entity", "value", "detail")
     for event in found:
@@ -100,7 +93,7 @@ def dry_run(
     as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
 ) -> None:
     """Replay a stored rule over history: how often and when it would have fired."""
-    with connect(_database_url()) as conn:
+    with connect(migrated_database_url()) as conn:
         stored = {item.id: item for item in load_rules(conn, tenant)}
         if rule_id not in stored:
             console.print(f"[red]no alert rule {rule_id!r}[/red]")

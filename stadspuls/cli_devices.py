@@ -19,7 +19,7 @@ from storage.registry import get_device, get_group, list_devices, silent_devices
 from storage.writer import load_registry
 
 from .settings import Settings
-from .wiring import prepare_database
+from .wiring import migrated_database_url, prepare_database
 
 devices_app = typer.Typer(help="The device registry.", no_args_is_help=True)
 console = Console()
@@ -39,13 +39,6 @@ def parse_duration(text: str) -> timedelta:
     return sum((timedelta(**{_UNITS[unit]: float(number)}) for number, unit in parts), timedelta())
 
 
-def _database_url() -> str:
-    """The configured database, created and migrated if needed."""
-    settings = Settings()
-    prepare_database(settings)
-    return settings.database_url
-
-
 def _tenant_label(tenant: str) -> str:
     return tenant or "(default)"
 
@@ -62,7 +55,7 @@ def import_command(
     ),
 ) -> None:
     """Register the groups and devices of a YAML or CSV file; all or nothing by default."""
-    url = _database_url()
+    url = migrated_database_url()
     with connect(url) as conn:
         registered, known_groups = load_registry(conn)
         taken = {(d.tenant, d.device_id): (d.profile, key) for key, d in registered}
@@ -89,7 +82,7 @@ def list_command(
     profile: str | None = typer.Option(None, help="Only devices of this profile."),
 ) -> None:
     """The registered devices, by tenant and device id."""
-    with connect(_database_url()) as conn:
+    with connect(migrated_database_url()) as conn:
         count, devices = list_devices(conn, tenant=tenant, model=model, profile=profile)
     table = Table("tenant", "device", "profile", "key", "model", "entity type", "location")
     for key, device in devices:
@@ -113,7 +106,7 @@ def show_command(
     tenant: str = typer.Option("", help="The device's tenant (default: the default tenant)."),
 ) -> None:
     """One device as the /iot API shows it, merged with its group, and when it was last heard."""
-    with connect(_database_url()) as conn:
+    with connect(migrated_database_url()) as conn:
         found = get_device(conn, tenant, device_id)
         if found is None:
             errors.print(f"no device {device_id!r} in {_tenant_label(tenant)}")
@@ -142,7 +135,7 @@ def silent_command(
 ) -> None:
     """Devices not heard from within `--since`, and registered devices never heard from."""
     cutoff = datetime.now(UTC) - parse_duration(since)
-    with connect(_database_url()) as conn:
+    with connect(migrated_database_url()) as conn:
         silent = silent_devices(conn, cutoff, tenant)
     table = Table("tenant", "device", "profile", "key", "model", "last message")
     for device in silent:
@@ -163,7 +156,7 @@ def quarantine_command(
     limit: int = typer.Option(50, help="How many devices to show, most recent first."),
 ) -> None:
     """Unknown devices: their key, what they sent last, and the group claiming their key."""
-    with connect(_database_url()) as conn:
+    with connect(migrated_database_url()) as conn:
         found = list_quarantine(conn)
     table = Table("profile", "key", "group", "messages", "last received", "latest payload")
     for device in found[:limit]:

@@ -18,20 +18,12 @@ from storage.api_keys import (
 )
 from storage.database import connect
 
-from .settings import Settings
-from .wiring import prepare_database
+from .wiring import migrated_database_url
 
 keys_app = typer.Typer(help="API keys and public read of the NGSI-LD API.", no_args_is_help=True)
 console = Console()
 #: Warnings go to stderr so that `stadspuls keys create ... > key.txt` captures the key alone.
 errors = Console(stderr=True)
-
-
-def _database_url() -> str:
-    """The configured database, created and migrated if needed."""
-    settings = Settings()
-    prepare_database(settings)
-    return settings.database_url
 
 
 def _tenant_label(tenant: str) -> str:
@@ -59,7 +51,7 @@ def create_command(
 ) -> None:
     """Create an API key and print it; it is shown this once and cannot be shown again."""
     chosen = _parse_role(role)
-    with connect(_database_url()) as conn:
+    with connect(migrated_database_url()) as conn:
         created = create_key(conn, tenant=tenant, role=chosen, name=name)
     info = created.info
     errors.print(
@@ -75,7 +67,7 @@ def list_command(
     tenant: str | None = typer.Option(None, help='Only this tenant ("" for the default).'),
 ) -> None:
     """List the API keys (never their secrets), revoked ones included."""
-    with connect(_database_url()) as conn:
+    with connect(migrated_database_url()) as conn:
         keys = list_keys(conn, tenant)
     # Key ids are copied into `keys revoke`: never wrapped.
     key_id = Column("key id", no_wrap=True, min_width=16)
@@ -98,7 +90,7 @@ def revoke_command(
     key_id: str = typer.Argument(..., help="The key id (from `keys list`)."),
 ) -> None:
     """Revoke an API key; running API processes refuse it within STADSPULS_AUTH_CACHE_SECONDS."""
-    with connect(_database_url()) as conn:
+    with connect(migrated_database_url()) as conn:
         info = revoke_key(conn, key_id)
     if info is None:
         errors.print(f"no API key with id {key_id!r}")
@@ -112,7 +104,7 @@ def public_read_command(
     on: bool = typer.Option(..., "--on/--off", help="Allow or stop anonymous reads."),
 ) -> None:
     """Allow (--on) or stop (--off) anonymous reads of a tenant; writes always need a key."""
-    with connect(_database_url()) as conn:
+    with connect(migrated_database_url()) as conn:
         set_public_read(conn, tenant, on)
     state = "readable by anyone" if on else "readable with credentials only"
     console.print(f"{_tenant_label(tenant)} is now {state}")

@@ -27,20 +27,12 @@ from storage.mqtt_credentials import (
     revoke_credentials,
 )
 
-from .settings import Settings
-from .wiring import prepare_database
+from .wiring import migrated_database_url
 
 mqtt_app = typer.Typer(help="MQTT logins and the broker's ACL.", no_args_is_help=True)
 console = Console()
 #: Notes go to stderr, so that stdout holds only what a script needs (the login).
 errors = Console(stderr=True)
-
-
-def _database_url() -> str:
-    """The configured database, created and migrated if needed."""
-    settings = Settings()
-    prepare_database(settings)
-    return settings.database_url
 
 
 def _moment(value: datetime | None) -> str:
@@ -66,7 +58,7 @@ def credentials_command(
 ) -> None:
     """Issue (or with --rotate replace) a device's login; the password is printed once."""
     try:
-        with connect(_database_url()) as conn:
+        with connect(migrated_database_url()) as conn:
             issued = issue_device_credentials(conn, profile, device_key, rotate=rotate)
     except ValueError as error:  # storage.mqtt_credentials.CredentialError included
         errors.print(f"error: {error}")
@@ -81,7 +73,7 @@ def service_user_command(
 ) -> None:
     """Issue a login that reads every topic, for the ingest workers; printed once."""
     try:
-        with connect(_database_url()) as conn:
+        with connect(migrated_database_url()) as conn:
             issued = issue_service_credentials(conn, name, rotate=rotate)
     except ValueError as error:
         errors.print(f"error: {error}")
@@ -96,7 +88,7 @@ def service_user_command(
 @mqtt_app.command("list")
 def list_command() -> None:
     """List the MQTT logins, tab-separated (never their passwords)."""
-    with connect(_database_url()) as conn:
+    with connect(migrated_database_url()) as conn:
         logins = list_credentials(conn)
     # Plain lines, not a table: usernames are long and are copied into `mqtt revoke`.
     print("username\tkind\ttenant\tcreated\trotated")
@@ -111,7 +103,7 @@ def revoke_command(
     username: str = typer.Argument(..., help="The login (from `mqtt list`)."),
 ) -> None:
     """Delete a login; it stops working at the next export-acl and broker reload."""
-    with connect(_database_url()) as conn:
+    with connect(migrated_database_url()) as conn:
         info = revoke_credentials(conn, username)
     if info is None:
         errors.print(f"no MQTT login {username!r}")
@@ -124,7 +116,7 @@ def export_acl_command(
     out: Annotated[Path, typer.Option(help="Directory for the `passwd` and `acl` files.")],
 ) -> None:
     """Write the broker's password file and ACL (mode 0600) and print the config lines."""
-    with connect(_database_url()) as conn:
+    with connect(migrated_database_url()) as conn:
         users = broker_users(conn)
     try:
         texts = {PASSWORD_FILE_NAME: render_password_file(users), ACL_FILE_NAME: render_acl(users)}

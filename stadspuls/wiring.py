@@ -50,6 +50,13 @@ def prepare_database(settings: Settings) -> Backend:
     return backend
 
 
+def migrated_database_url() -> str:
+    """The configured database URL, the database created and migrated if needed (CLI)."""
+    settings = Settings()
+    prepare_database(settings)
+    return settings.database_url
+
+
 def registry_loader(database_url: str) -> Callable[[], DeviceRegistry]:
     """A function that reads the device registry tables into an in-memory registry."""
 
