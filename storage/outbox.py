@@ -16,11 +16,16 @@ from psycopg.types.json import Jsonb
 
 from storage.entity_store import StoredEntity
 
+# In `position` order: the changes of one entity are numbered in the order they committed
+# (a writer numbers its change while it holds the entity's row lock). A transaction that
+# commits late leaves changes behind ones already taken; they are taken next round, since
+# a change leaves this table only once its notifications are in the outbox. (Waiting for
+# pg_snapshot_xmin instead would let any long transaction anywhere on the server, another
+# database's included, hold every notification back.)
 _FETCH_CHANGES = """
 SELECT position, tenant, entity_id, operation, entity, previous, changed_at
 FROM entity_changes
-WHERE xid < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY xid, position
+ORDER BY position
 LIMIT %s
 """
 
@@ -109,7 +114,7 @@ def _timestamp(text: str | None) -> datetime | None:
 
 
 def fetch_changes(conn: psycopg.Connection, limit: int) -> list[EntityChange]:
-    """The oldest committed changes that no running transaction can still precede."""
+    """The oldest committed changes, in the order they were recorded."""
     rows = conn.execute(_FETCH_CHANGES, [limit]).fetchall()
     return [
         EntityChange(

@@ -7,8 +7,8 @@
 
 CREATE TABLE entity_changes (
     position    bigserial   PRIMARY KEY,
-    -- The writing transaction: the dispatcher takes only changes of transactions older than
-    -- every transaction still running (pg_snapshot_xmin), so none can appear behind it.
+    -- The writing transaction (for diagnosis; the dispatcher takes changes in `position`
+    -- order, see storage/outbox.py).
     xid         xid8        NOT NULL DEFAULT pg_current_xact_id(),
     tenant      text COLLATE "C" NOT NULL,
     entity_id   text COLLATE "C" NOT NULL,

@@ -28,6 +28,7 @@ from storage.backend import detect_backend
 from storage.database import connect
 from storage.records import Batch, EntityFragment
 from storage.writer import BatchWriter
+from tests.support.fixtures import MAINTENANCE_URL
 from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.integration
@@ -323,3 +324,16 @@ def test_only_subscribed_types_are_captured(
         conn.execute("DELETE FROM entity_changes WHERE tenant = %s", [tenant])
         conn.commit()
     assert captured == [("urn:ngsi-ld:Counter:z",)]
+
+
+def test_a_long_transaction_elsewhere_does_not_hold_notifications_back(
+    api: TestClient, notifier: Notifier, receiver: Receiver
+) -> None:
+    subscribe(api, receiver.url)
+    # A transaction in another database that has written (it holds a transaction id) and
+    # stays open, as a long COPY or a forgotten session would.
+    with connect(MAINTENANCE_URL) as elsewhere:
+        elsewhere.execute("CREATE TEMP TABLE held_open (n int)")
+        assert api.post("/ngsi-ld/v1/entities", json=counter("long", 1)).status_code == 201
+        assert counts(receiver.wait_for(lambda b: len(b) >= 1)) == [1]
+        elsewhere.rollback()
