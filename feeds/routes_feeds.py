@@ -22,11 +22,13 @@ from ngsi.routers.iot_common import with_connection
 from ngsi.routers.openapi import errors, success
 from storage.feed_store import type_summaries
 from storage.roadwork_store import load_roadworks, roadworks_revision
+from storage.traffic_state_store import load_traffic_state, traffic_state_revision
 
 from .dcat import catalog_graph
 from .http import Revision, caching_headers, not_modified
 from .publication import Publication, publication_from_settings
 from .rdf_formats import OFFERED, negotiate, serialize
+from .traffic_geojson import traffic_state_collection
 from .waze import waze_feed
 from .wzdx import feed_update_date, wzdx_feed
 
@@ -81,6 +83,9 @@ async def _serve_roadwork_feed(request: Request, kind: str) -> Response:
     return await with_connection(request, work)
 
 
+#: Seconds a client may reuse the traffic state (it changes with every reading).
+TRAFFIC_MAX_AGE = 30
+
 FEED_ANSWERS: dict[int | str, dict[str, Any]] = {
     **success(200, "The feed"),
     304: {"description": "Not Modified (If-None-Match / If-Modified-Since)"},
@@ -108,6 +113,30 @@ async def wzdx(request: Request) -> Response:
 async def waze(request: Request) -> Response:
     """The tenant's road closures as Waze CIFS JSON; docs/feeds-wzdx-waze-dcat.md."""
     return await _serve_roadwork_feed(request, "waze")
+
+
+@router.get(
+    "/feeds/traffic-state",
+    summary="The latest traffic state per measurement site, with its congestion level",
+    dependencies=[Reader],
+    responses=FEED_ANSWERS,
+)
+async def traffic_state(request: Request) -> Response:
+    """GeoJSON: per site the latest flow, speed, occupancy and congestion level."""
+    tenant = tenant_of(request)
+
+    def work(conn: psycopg.Connection) -> Response:
+        count, modified_at = traffic_state_revision(conn, tenant)
+        stamp = modified_at.isoformat() if modified_at else "-"
+        revision = Revision(f"traffic-state:{tenant}:{count}:{stamp}", modified_at)
+        cached = not_modified(request, revision, TRAFFIC_MAX_AGE)
+        if cached is not None:
+            return cached
+        body = orjson.dumps(traffic_state_collection(load_traffic_state(conn, tenant)))
+        headers = caching_headers(revision, TRAFFIC_MAX_AGE)
+        return Response(body, media_type="application/geo+json", headers=headers)
+
+    return await with_connection(request, work)
 
 
 @router.get(

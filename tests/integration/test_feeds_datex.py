@@ -246,3 +246,19 @@ def test_the_export_command_reports_what_it_skipped(client, api_database, tenant
     assert "skipped measured-data: no measurement site" in result.output
     assert_valid((tmp_path / "situations.xml").read_bytes())
     assert not (tmp_path / "measured-data.xml").exists()
+
+
+def test_the_traffic_state_as_geojson(client, api_database, tenant):
+    ingest(api_database, tenant, traffic(MINUTE))
+    response = client.get("/feeds/traffic-state")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/geo+json"
+    features = {f["id"]: f for f in response.json()["features"]}
+    loop = features["urn:ngsi-ld:TrafficFlowObserved:miv-0-H000L10"]
+    assert loop["geometry"]["type"] == "Point"
+    assert loop["properties"]["congestionLevel"] in ("freeFlow", "heavy", "congested", "stationary")
+    assert loop["properties"]["occupancy"] is not None
+    # The bridge without a location cannot be drawn.
+    assert not any(site.startswith("urn:ngsi-ld:TrafficFlowObserved:miv-9") for site in features)
+    again = client.get("/feeds/traffic-state", headers={"If-None-Match": response.headers["etag"]})
+    assert again.status_code == 304
