@@ -3,11 +3,11 @@
 Run: `python -m bench.temporal` (or `make bench-temporal`). Loads 1,000 traffic loops x 30
 days at 5-minute resolution (8,640,000 readings) plus one road segment with a year of
 15-minute data (intensity and speed, 70,080 readings) into a scratch database on the local
-PostgreSQL by binary COPY, in time order as ingest writes them; builds the hourly rollups
-with storage.rollups.refresh_rollups (timed: the rollup build cost); starts `stadspuls api`
+PostgreSQL by binary COPY, in time order as ingest writes them; builds the hourly and daily
+rollups with storage.rollups.refresh_rollups (timed: the rollup build cost); starts `stadspuls api`
 as a child process and measures, with sequential requests (latency, not throughput):
 
-  (a) one sensor, one year, daily avg/min/max (P1D, Europe/Brussels days; rollups)
+  (a) one sensor, one year, daily avg/min/max (P1D, Europe/Brussels days; daily rollups)
   (b) 1,000 sensors, one day, hourly avg (PT1H; rollups)
   (c) lastN=100 for 100 entities (normalized; and temporalValues)
   (d) p85 speed per week of one segment over a year (P1W; percentile extension: raw rows)
@@ -435,6 +435,7 @@ def build_rollups(database_url: str) -> dict[str, Any]:
         seconds = time.perf_counter() - began
         pending = conn.execute("SELECT count(*) FROM rollup_pending").fetchone()
         rollups = conn.execute("SELECT count(*) FROM observation_rollups").fetchone()
+        days = conn.execute("SELECT count(*) FROM observation_daily_rollups").fetchone()
         conn.rollback()
         backend = backend_cpu_seconds(conn)
     if pending != (0,):
@@ -445,6 +446,7 @@ def build_rollups(database_url: str) -> dict[str, Any]:
         "postgres_backend_cpu_seconds": backend,
         "cores": with_backend(meter.cores(), backend, seconds),
         "rollup_rows": rollups[0] if rollups else 0,
+        "daily_rollup_rows": days[0] if days else 0,
     }
 
 
@@ -908,11 +910,11 @@ def main() -> None:
         results["load"]["entities"] = load_entities(database_url, plan, loader)
         results["load"]["vacuum_analyze_seconds"] = vacuum(database_url, "observations")
         print(f"  {results['load']}", flush=True)
-        print("building the hourly rollups (refresh_rollups until nothing is pending) ...")
+        print("building the hourly and daily rollups (refresh_rollups until none is pending) ...")
         results["rollup_build"] = build_rollups(database_url)
         results["rollup_build"]["vacuum_analyze_seconds"] = vacuum(
             database_url, "observation_rollups"
-        )
+        ) + vacuum(database_url, "observation_daily_rollups")
         print(f"  {results['rollup_build']}", flush=True)
         results["queries"] = measure(database_url, plan, args)
         results.update(verdict(results["queries"]))

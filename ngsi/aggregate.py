@@ -25,19 +25,22 @@ Semantics chosen here, and why:
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from ngsi.errors import ErrorType, NgsiError
-from ngsi.temporal_params import GAP_FILLS, PERCENTILE, ROLLUP_METHODS, SPEC_METHODS, Duration
-
-MAX_PERIODS = 100_000
-HOUR_US = 3_600_000_000
+# Period edges live in ngsi/temporal_calendar.py; re-exported, as callers import them here.
+from ngsi.temporal_calendar import HOUR_US as HOUR_US
+from ngsi.temporal_calendar import MAX_PERIODS as MAX_PERIODS
+from ngsi.temporal_calendar import as_utc as as_utc
+from ngsi.temporal_calendar import calendar_edges as calendar_edges
+from ngsi.temporal_calendar import period_edges as period_edges
+from ngsi.temporal_calendar import shift_local as shift_local
+from ngsi.temporal_calendar import to_datetime64 as to_datetime64
+from ngsi.temporal_calendar import too_many_periods as too_many_periods
+from ngsi.temporal_calendar import truncate_local as truncate_local
+from ngsi.temporal_params import GAP_FILLS, PERCENTILE, ROLLUP_METHODS, SPEC_METHODS
 
 
 class Rollups(NamedTuple):
@@ -49,100 +52,6 @@ class Rollups(NamedTuple):
     sumsqs: np.ndarray
     mins: np.ndarray
     maxs: np.ndarray
-
-
-def as_utc(moment: datetime) -> datetime:
-    """An aware UTC datetime; a naive one is taken to be UTC already."""
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC)
-
-
-def to_datetime64(moment: datetime) -> np.datetime64:
-    """An aware datetime (naive means UTC) as numpy UTC microseconds."""
-    return np.datetime64(as_utc(moment).replace(tzinfo=None), "us")
-
-
-def too_many_periods(count: float, limit: int) -> NgsiError:
-    """TooManyResults (clause 5.5.2): the window holds more periods than we answer."""
-    return NgsiError(
-        ErrorType.TOO_MANY_RESULTS,
-        f"the window holds about {count:.0f} aggregation periods, more than {limit};"
-        " use a longer aggrPeriodDuration or a shorter window",
-    )
-
-
-def period_edges(
-    start: datetime,
-    end: datetime,
-    period: Duration,
-    zone: ZoneInfo,
-    max_periods: int = MAX_PERIODS,
-) -> np.ndarray:
-    """Period boundaries `[start, ..., end]` as datetime64[us] UTC; empty if end <= start."""
-    first, last = to_datetime64(start), to_datetime64(end)
-    if last <= first:
-        return np.empty(0, dtype="datetime64[us]")
-    if period.is_zero:
-        return np.array([first, last])
-    if not period.is_calendar:
-        step = np.timedelta64(period.time_part // timedelta(microseconds=1), "us")
-        count = int(-((first - last) // step))
-        if count > max_periods:
-            raise too_many_periods(count, max_periods)
-        return np.append(first + np.arange(count) * step, last)
-    return calendar_edges(start, end, period, zone, max_periods)
-
-
-def calendar_edges(
-    start: datetime, end: datetime, period: Duration, zone: ZoneInfo, max_periods: int
-) -> np.ndarray:
-    """Edges of calendar periods counted in `zone` from the unit that holds `start`."""
-    first, last = to_datetime64(start), to_datetime64(end)
-    # A day can be 23 h long, so the shortest period is a little under its nominal days.
-    shortest = (
-        period.years * 365 + period.months * 28 + period.weeks * 7 + period.days
-    ) * 23 * 3600 + period.time_part.total_seconds()
-    estimate = (last - first) / np.timedelta64(1, "s") / shortest
-    if estimate > max_periods:
-        raise too_many_periods(estimate, max_periods)
-    anchor = truncate_local(as_utc(start).astimezone(zone).replace(tzinfo=None), period)
-    edges = [first]
-    for k in range(1, max_periods + 2):
-        try:
-            local = shift_local(anchor, period, k)
-        except (OverflowError, ValueError):
-            break  # past year 9999, so past any end
-        moment = local.replace(tzinfo=zone).astimezone(UTC) + k * period.time_part
-        edge = to_datetime64(moment)
-        if edge >= last:
-            break
-        if edge > edges[-1]:
-            edges.append(edge)
-    if len(edges) > max_periods:
-        raise too_many_periods(len(edges), max_periods)
-    edges.append(last)
-    return np.array(edges, dtype="datetime64[us]")
-
-
-def truncate_local(local: datetime, period: Duration) -> datetime:
-    """The start of the calendar unit (week, day, month, year) that holds wall time `local`."""
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    if period.weeks:
-        return midnight - timedelta(days=midnight.weekday())
-    if period.days:
-        return midnight
-    if period.months:
-        return midnight.replace(day=1)
-    return midnight.replace(month=1, day=1)
-
-
-def shift_local(anchor: datetime, period: Duration, k: int) -> datetime:
-    """Wall time `anchor` plus k times the calendar part of `period` (month ends clamped)."""
-    months = anchor.month - 1 + k * (period.years * 12 + period.months)
-    year, month = anchor.year + months // 12, months % 12 + 1
-    day = min(anchor.day, calendar.monthrange(year, month)[1])
-    days = k * (period.weeks * 7 + period.days)
-    return anchor.replace(year=year, month=month, day=day) + timedelta(days=days)
 
 
 def is_hour_aligned(moments: Any) -> bool:

@@ -4,8 +4,10 @@ aggregations on the cheapest correct path (docs/temporal.md, "Choosing the path"
 - Instances: the oldest `limit + 1` per series (the newest with lastN), cut by
   ngsi/temporal_paging.py when some series has more than `limit`.
 - Aggregations: hourly rollups when every method is one rollups answer, the period is made
-  of whole UTC hours in the zone and the window bounds are whole hours; hours that pending
-  ranges touch are read raw and summarized in numpy (`rollup_hours`). Otherwise, or when a
+  of whole UTC hours in the zone and the window bounds are whole hours; daily rollups for
+  the whole local days a period holds, when the request's zone is theirs
+  (ngsi/temporal_tiers.py); hours that pending ranges touch are read raw and summarized in
+  numpy (`rollup_hours`). Otherwise, or when a
   series holds values that are not numbers, the raw arrays go through `aggregate`.
 - Open windows get concrete bounds for the periods: an open start is the start of the UTC
   hour of the oldest instance of the selection, an open end the end of the hour holding the
@@ -26,7 +28,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import orjson
 from psycopg import AsyncConnection
 
 from ngsi.aggregate import (
@@ -38,11 +39,13 @@ from ngsi.aggregate import (
     rollup_hours,
 )
 from ngsi.errors import ErrorType, NgsiError
-from ngsi.temporal_output import AggregatedSeries, decode_value
+from ngsi.temporal_output import AggregatedSeries
 from ngsi.temporal_paging import cap_backward, cap_forward, cap_periods, content_range
 from ngsi.temporal_params import Aggregation, TimeWindow, check_eligible
-from storage.rollup_reads import fetch_binned_table, fetch_rollup_table
-from storage.rollups import HOUR, TimeRange, floor_hour, pending_overlaps_async
+from ngsi.temporal_tiers import TierPlan, plan_tiers
+from ngsi.temporal_values import value_view
+from storage.rollup_reads import fetch_binned_table, fetch_tiers, float_columns
+from storage.rollups import HOUR, TimeRange, floor_hour, rollup_state_async
 from storage.temporal_reads import fetch_first_n, fetch_last_n, fetch_raw
 from storage.temporal_series import Series, SeriesKey
 
@@ -227,15 +230,25 @@ async def _from_rollups(
     request: HistoryRequest,
     aggregation: Aggregation,
 ) -> AggregatedAnswer | None:
-    """Hourly rollups, pending hours from raw rows; None when rollups cannot answer. All
-    series are combined at once (one window gives them the same periods)."""
+    """Daily and hourly rollups, pending hours from raw rows; None when rollups cannot
+    answer. All series are combined at once (one window gives them the same periods)."""
     attributes, start, end = request.attribute_list, request.start, request.end
-    table = await fetch_rollup_table(
-        conn, request.backend, tenant, entity_ids, attributes, start, end
-    )
+    # Pending ranges first: a refresh that ends after this read leaves hours this answer
+    # reads raw, never rollups older than the raw rows read.
+    pending, daily_zone = await rollup_state_async(conn, tenant, start, end)
+    table = None
+    args = (conn, request.backend, tenant, entity_ids, attributes)
+    floats = float_columns(aggregation.methods)
+    tiers = _tiers(request, aggregation, pending, daily_zone)
+    if tiers is not None:
+        table = await fetch_tiers(*args, tiers.hours, tiers.days, daily_zone, floats)
+        if table is not None and not tiers.holds_days_of(table.buckets):
+            table = None
+    if table is None:
+        table = await fetch_tiers(*args, [(start, end)], [], None, floats)
+        assert table is not None  # no days asked, so no zone to check
     if (table.observation_counts != table.value_counts).any():
         return None  # values that are not numbers: only the raw path aggregates them
-    pending = await pending_overlaps_async(conn, tenant, start, end)
     keys = list(table.keys)
     position = {key: index for index, key in enumerate(keys)}
     keep = ~_in_ranges(table.buckets, pending)
@@ -262,6 +275,22 @@ async def _from_rollups(
         return None
     summaries = (buckets, counts, sums, sum_squares, mins, maxs)
     return _combined(keys, series_index, summaries, edges, cut, request, "rollups")
+
+
+def _tiers(
+    request: HistoryRequest,
+    aggregation: Aggregation,
+    pending: Sequence[TimeRange],
+    daily_zone: str,
+) -> TierPlan | None:
+    """Days the daily rollups can answer: a closed window, periods of a day or longer, and
+    the request's zone the rollups' (docs/temporal.md)."""
+    if request.start is None or request.end is None or request.zone.key != daily_zone:
+        return None
+    if aggregation.period.is_zero or aggregation.period.approximate_days() < 1:
+        return None
+    edges, _ = _edges(request, None, None)
+    return plan_tiers(edges, request.zone, pending)
 
 
 def _combined(
@@ -326,7 +355,14 @@ async def _from_sql_bins(
     start, end = as_datetime(edges[0]), as_datetime(edges[-1])
     stride = timedelta(seconds=aggregation.period.fixed_seconds)
     table = await fetch_binned_table(
-        conn, tenant, entity_ids, request.attribute_list, start, end, stride
+        conn,
+        tenant,
+        entity_ids,
+        request.attribute_list,
+        start,
+        end,
+        stride,
+        float_columns(aggregation.methods),
     )
     if (table.observation_counts != table.value_counts).any():
         return None
@@ -366,63 +402,3 @@ async def _from_raw(
         finished = _finish(results, edges, request.gap_fill, view.decode)
         series[key] = AggregatedSeries(view.attribute_type, finished)
     return AggregatedAnswer(edges, series, cut, "raw")
-
-
-@dataclass(frozen=True, slots=True)
-class ValueView:
-    """A series' values as numbers numpy can aggregate."""
-
-    #: The kind of table 4.5.19.1-1..3 (Number, Boolean, String, DateTime, Object ...).
-    kind: str
-    #: The attribute type shown (Property, Relationship ...).
-    attribute_type: str
-    values: np.ndarray
-    #: For values aggregated through codes: the value of each code (min and max show it).
-    decode: list[Any] | None = None
-
-
-def _kind(contents: list[Any], types: set[str]) -> str:
-    if types == {"Relationship"}:
-        return "Relationship"
-    if all(isinstance(c, bool) for c in contents):
-        return "Boolean"
-    if all(isinstance(c, str) for c in contents):
-        return "String"
-    if all(
-        isinstance(c, dict) and c.get("@type") in ("DateTime", "Date", "Time") for c in contents
-    ):
-        found = {c["@type"] for c in contents}
-        return found.pop() if len(found) == 1 else "Object"
-    if all(isinstance(c, list) for c in contents):
-        return "Array"
-    return "Object"
-
-
-def _code_key(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, dict) and isinstance(content.get("@value"), str):
-        return content["@value"]
-    return orjson.dumps(content, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def value_view(series: Series) -> ValueView:
-    """The numbers to aggregate for one series (see the module docstring)."""
-    if series.others is None:
-        return ValueView("Number", "Property", series.values)
-    decoded = [
-        decode_value(number, other)
-        for number, other in zip(series.values.tolist(), series.others, strict=True)
-    ]
-    contents = [content for _, _, content in decoded]
-    kind = _kind(contents, {attribute_type for attribute_type, _, _ in decoded})
-    attribute_type = decoded[-1][0] if decoded else "Property"
-    if kind == "Boolean":
-        return ValueView(kind, attribute_type, np.array(contents, dtype=np.float64), [False, True])
-    keys = [_code_key(content) for content in contents]
-    distinct, codes = np.unique(np.array(keys, dtype=object), return_inverse=True)
-    first: dict[str, Any] = {}
-    for key, content in zip(keys, contents, strict=True):
-        first.setdefault(key, content)
-    decode = [first[key] for key in distinct.tolist()]
-    return ValueView(kind, attribute_type, codes.astype(np.float64), decode)

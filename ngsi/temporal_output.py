@@ -174,7 +174,8 @@ class TemporalRenderer:
             for key in keys:
                 part: dict[str, Any] = {"type": series[key].kind}
                 for method, values in series[key].results.items():
-                    part[method] = list(map(list, zip(values, starts, ends, strict=True)))
+                    # Tuples: orjson writes them as arrays, and no list is built per period.
+                    part[method] = list(zip(values, starts, ends, strict=True))
                 if key[2]:
                     part["datasetId"] = key[2]
                 parts.append(part)

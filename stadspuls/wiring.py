@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -26,9 +27,12 @@ from storage.backend import Backend, create_postgis, detect_backend
 from storage.database import connect, create_database_if_missing
 from storage.device_health import refresh_device_states
 from storage.migrate import migrate
+from storage.temporal_days import configure_daily_rollups
 from storage.writer import BatchWriter, load_registry
 
 from .settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def default_topics() -> list[str]:
@@ -47,6 +51,11 @@ def prepare_database(settings: Settings) -> Backend:
         if settings.postgis == "auto":
             create_postgis(conn)
         migrate(conn, backend)
+        conn.commit()
+        try:
+            configure_daily_rollups(conn, settings.temporal_time_zone)
+        except ValueError as error:  # a zone whose offsets are not whole hours
+            logger.warning("%s; calendar aggregations use the hourly rollups", error)
     return backend
 
 

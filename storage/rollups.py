@@ -1,4 +1,5 @@
-"""Upkeep of the hourly rollups: pending ranges, their refresh, and what readers must read raw.
+"""Upkeep of the hourly and daily rollups: pending ranges, their refresh, and what readers
+must read raw.
 
 Every transaction that changes `observations` records the time ranges it touched, per
 tenant, in `rollup_pending` (`record_pending`). `refresh_rollups` recomputes the hours of
@@ -8,6 +9,13 @@ TimescaleDB by refreshing the continuous aggregate `observations_hourly` over la
 Recomputing from the raw rows makes it idempotent: redelivered and late readings are counted
 exactly once. Readers use a rollup hour only when no pending range of its tenant overlaps
 it (`pending_overlaps`); otherwise they read that hour raw (docs/temporal.md).
+
+Daily rollups (one time zone, `daily_rollup_zone`; migration 0016) are kept with the hourly
+ones: on plain PostgreSQL the refresh that recomputes hours also recomputes, from the hourly
+rows, every local day that holds them (`observation_daily_rollups`); on TimescaleDB it
+refreshes the continuous aggregate `observations_daily` over those days. Readers use a day
+only when no pending range of its tenant overlaps it, so a day is never read while some of
+its hours wait for their refresh.
 
 An hour is recomputed once it has been quiet (no range recorded for it) for `settle`: the
 current hour, which every ingest batch touches, is then recomputed once, shortly after it
@@ -27,6 +35,13 @@ from typing import Any
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
+
+from storage.temporal_days import (
+    daily_zone_for_share,
+    merge_ranges,
+    recompute_days,
+    refresh_daily_aggregate,
+)
 
 HOUR = timedelta(hours=1)
 MICROSECOND = timedelta(microseconds=1)
@@ -76,6 +91,11 @@ _KIND = """
 SELECT to_regclass('observation_rollups') IS NOT NULL,
        to_regclass('observations_hourly') IS NOT NULL
 """
+_STATE = """
+SELECT (SELECT zone FROM daily_rollup_zone), pending.from_ts, pending.to_ts
+FROM (SELECT 1) AS one LEFT JOIN rollup_pending AS pending
+  ON pending.tenant = %s AND pending.to_ts > %s AND pending.from_ts < %s
+"""
 _DELETE_ROLLUPS = """
 DELETE FROM observation_rollups WHERE tenant = %(tenant)s AND bucket >= %(from)s AND bucket < %(to)s
 """
@@ -113,18 +133,6 @@ def floor_hour(moment: datetime) -> datetime:
 def hours_of(start: datetime, end: datetime) -> TimeRange:
     """The whole UTC hours a half-open range touches, as a half-open range."""
     return floor_hour(start), floor_hour(end - MICROSECOND) + HOUR
-
-
-def merge_ranges(ranges: Iterable[TimeRange]) -> list[TimeRange]:
-    """Sorted ranges with overlapping or adjacent ones merged."""
-    merged: list[TimeRange] = []
-    for start, end in sorted(ranges):
-        if merged and start <= merged[-1][1]:
-            if end > merged[-1][1]:
-                merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    return merged
 
 
 def tenant_ranges(rows: Sequence[Sequence[Any]]) -> list[TenantRange]:
@@ -212,6 +220,16 @@ async def pending_overlaps_async(
     """`pending_overlaps` on an async connection."""
     cursor = await conn.execute(_OVERLAPS, (tenant, *_overlap_bounds(start, end)))
     return _overlap_hours(await cursor.fetchall())
+
+
+async def rollup_state_async(
+    conn: AsyncConnection[Any], tenant: str, start: datetime | None, end: datetime | None
+) -> tuple[list[TimeRange], str]:
+    """`pending_overlaps_async` and the zone of the daily rollups, in one round trip."""
+    cursor = await conn.execute(_STATE, (tenant, *_overlap_bounds(start, end)))
+    rows = await cursor.fetchall()
+    zone = str(rows[0][0])
+    return _overlap_hours((low, high) for _, low, high in rows if low is not None), zone
 
 
 @dataclass(slots=True)
@@ -331,13 +349,17 @@ def refresh_rollups(
 
 
 def _refresh_table(
-    conn: psycopg.Connection[Any], limit: int, settle: timedelta, max_hours: int
+    conn: psycopg.Connection[Any],
+    limit: int,
+    settle: timedelta,
+    max_hours: int,
 ) -> int:
     """Plain PostgreSQL, inside the caller's transaction: recompute into observation_rollups."""
     rows = conn.execute(_CLAIM, [limit]).fetchall()
     if not rows:
         return 0
     conn.execute(_RECOMPUTE_SETTINGS)
+    zone = daily_zone_for_share(conn)
     quiet_before = rows[0][5] - settle
     taken: list[int] = []
     remainder: list[tuple[str, datetime, datetime, datetime]] = []
@@ -350,6 +372,7 @@ def _refresh_table(
             bounds = {"tenant": tenant, "from": start, "to": end}
             conn.execute(_DELETE_ROLLUPS, bounds)
             conn.execute(_RECOMPUTE, bounds)
+        recompute_days(conn, tenant, zone, plan.recompute)
         taken.extend(p.id for p in pending)
         remainder.extend((tenant, *kept) for kept in plan.remainder)
     if taken:
@@ -396,6 +419,7 @@ def _refresh_claimed_cagg(
         remainder.extend((tenant, *kept) for kept in plan.remainder)
     for start, end in merge_ranges(windows):
         conn.execute(_REFRESH_CAGG, (start, end))
+    refresh_daily_aggregate(conn, merge_ranges(windows), realtime_from)
     with conn.transaction():
         conn.execute(_DELETE_PENDING, [[p.id for group in pending.values() for p in group]])
         if remainder:

@@ -2,7 +2,8 @@
 
 Writes record the time ranges they change in `rollup_pending` in the caller's transaction
 (storage/rollups.py). Deleting a whole entity's or attribute's history removes its
-`observation_rollups` rows directly instead: recomputing years of hours would cost far more.
+`observation_rollups` and `observation_daily_rollups` rows directly instead: recomputing
+years of hours would cost far more.
 `merge_latest_state` keeps `entities` in step with these writes, as ingest does for its
 readings.
 """
@@ -129,9 +130,10 @@ async def _delete_history(
     row = await cursor.fetchone()
     count, oldest, newest = row if row else (0, None, None)
     if table:
-        await conn.execute(
-            f"DELETE FROM observation_rollups WHERE tenant = %s AND {condition}", [tenant, *params]
-        )
+        for rollups in ("observation_rollups", "observation_daily_rollups"):
+            await conn.execute(
+                f"DELETE FROM {rollups} WHERE tenant = %s AND {condition}", [tenant, *params]
+            )
     elif count and oldest is not None and newest is not None:
         await record_pending_async(conn, [(tenant, oldest, newest + MICROSECOND)])
     return int(count)

@@ -32,8 +32,9 @@ from ngsi.temporal_request import (
     TemporalParameters,
     parse_history_request,
 )
-from storage.entity_query import run_queries
+from storage.entity_query import run_queries, union_filter
 from storage.entity_store import EntityStore
+from storage.temporal_heads import select_heads
 from storage.temporal_reads import history_entity_type, rollup_backend
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["Temporal"])
@@ -147,14 +148,22 @@ def _per_entity(series: dict[Any, Any]) -> dict[str, dict[Any, Any]]:
 async def select(
     request: Request, queries: list[EntityQuery], limit: int | None, offset: int, count: bool
 ) -> tuple[str, list[EntityHead], dict[str, str]]:
-    """The tenant, one page of the selected entities (by id) and the count header."""
+    """The tenant, one page of the selected entities (by id) and the count header. Only
+    the heads are read, unless a geo-query must test geometries in Python (no PostGIS)."""
     size = page_size(request, limit, count)
+    postgis = request.app.state.postgis
     async with store_of(request) as store:
         tenant = await require_tenant(request, store)
-        page, total = await run_queries(
-            store, tenant, queries, size, offset, count, postgis=request.app.state.postgis
-        )
-    heads = [EntityHead(e.id, e.types, e.created_at, e.modified_at) for e in page]
+        if queries[0].geo is not None and not postgis:
+            page, total = await run_queries(
+                store, tenant, queries, size, offset, count, postgis=postgis
+            )
+            heads = [EntityHead(e.id, e.types, e.created_at, e.modified_at) for e in page]
+        else:
+            selection = union_filter(queries, postgis=postgis)
+            rows = await select_heads(store.conn, tenant, selection, size, offset)
+            heads = [EntityHead(*row) for row in rows]
+            total = await store.count(tenant, selection) if count else None
     headers = {"NGSILD-Results-Count": str(total)} if total is not None else {}
     return tenant, heads, headers
 

@@ -444,6 +444,68 @@ def test_rollup_path_and_raw_path_give_the_same_answer(stored, api_database, mon
     assert late["totalCount"][1][0] == 24
 
 
+def test_daily_rollups_answer_whole_local_days(api, api_database, monkeypatch):
+    """Days of the daily rollups (Brussels, across the 23-hour day) give the answer the
+    hourly rollups and the raw rows give; a day with a late reading is read by the hour."""
+    paths = spy_on_rollups(monkeypatch)
+    start = datetime(2026, 3, 26, 23, tzinfo=UTC)  # Friday 27 March, 00:00 in Brussels
+    values = [reading((i % 29) / 4, start + timedelta(minutes=40 * i)) for i in range(5 * 36)]
+    assert post(api, station(pm25=values)).status_code == 201
+    with connect(api_database) as conn:
+        while refresh_rollups(conn, settle=timedelta(0)):  # 24 hours a call
+            pass
+    days_read: list[int] = []
+    original = temporal_history.fetch_tiers
+
+    async def counting(*args: Any) -> Any:
+        days_read.append(len(args[6]))
+        return await original(*args)
+
+    monkeypatch.setattr(temporal_history, "fetch_tiers", counting)
+    methods = "totalCount,sum,avg,min,max,stddev,sumsq"
+
+    def ask(period: str = "P1D", **extra: Any) -> dict[str, Any]:
+        response = get(
+            api,
+            attrs="pm25",
+            options="aggregatedValues",
+            aggrMethods=methods,
+            aggrPeriodDuration=period,
+            timerel="between",
+            timeAt=z(start + timedelta(hours=5)),  # the first day is cut: read by the hour
+            endTimeAt=z(start + timedelta(days=5)),
+            **extra,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["pm25"]
+
+    daily, weekly = ask(), ask("P1W")
+    assert days_read == [1, 1]  # one run of whole days each time
+    post(api, station(pm25=[reading(100.0, start + timedelta(days=2, hours=3))]))
+    late, late_weekly = ask(), ask("P1W")
+    assert days_read[2:] == [2, 2]  # the late reading's day is left out: two runs of days
+    in_utc = ask(timezone="UTC")  # other days than the rollups': hours only
+    assert days_read[4:] == [0]
+    monkeypatch.setattr(temporal_history, "plan_tiers", lambda *args: None)
+    hourly = ask()
+    assert days_read[5:] == [0]
+    monkeypatch.setattr(temporal_history, "rollups_usable", lambda *args: False)
+    raw, raw_weekly, raw_utc = ask(), ask("P1W"), ask(timezone="UTC")
+    assert paths == ["rollups"] * 6 + ["raw"] * 3
+    assert [p[1] for p in daily["totalCount"]][1:3] == [
+        "2026-03-27T23:00:00.000000Z",  # Saturday 28 March, 24 hours
+        "2026-03-28T23:00:00.000000Z",  # Sunday 29 March, 23 hours
+    ]
+    for method in methods.split(","):
+        assert same_periods(late_weekly[method], raw_weekly[method]), method
+        assert same_periods(late[method], raw[method]), method
+        assert same_periods(hourly[method], raw[method]), method
+        assert same_periods(in_utc[method], raw_utc[method]), method
+    assert late["max"][2][0] == 100.0
+    assert daily["totalCount"][2][0] == late["totalCount"][2][0] - 1
+    assert weekly["totalCount"][0][0] == late_weekly["totalCount"][0][0] - 1
+
+
 @pytest.mark.parametrize("period", ["PT30M", "PT7M30S", "PT90M", "PT1H"])
 def test_sql_date_bin_path_and_raw_path_give_the_same_answer(stored, monkeypatch, period):
     paths = spy_on_rollups(monkeypatch)

@@ -29,6 +29,7 @@ from storage.rollups import (
     refresh_rollups,
     tenant_ranges,
 )
+from storage.temporal_days import configure_daily_rollups
 from storage.writer import BatchWriter
 from tests.support.ingest import ingest_settings, running_worker, wait_for_rows, wait_until
 
@@ -50,6 +51,14 @@ SELECT entity_id, attribute, dataset_id, bucket, sum(observation_count), sum(val
 FROM {table} WHERE tenant = %s GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 """
 ROLLUP_TABLES = {"postgres": "observation_rollups", "timescaledb": "observations_hourly"}
+DAILY_TABLES = {"postgres": "observation_daily_rollups", "timescaledb": "observations_daily"}
+#: The daily rollups must equal a GROUP BY of the raw rows over local days of their zone.
+DAILY_EXPECTED = """
+SELECT entity_id, attribute, dataset_id, date_trunc('day', observed_at, %s),
+       count(*), count(value_num), sum(value_num), min(value_num), max(value_num),
+       sum(value_num * value_num)
+FROM observations WHERE tenant = %s GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+"""
 
 
 def fetch(conn: psycopg.Connection, query: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -266,6 +275,68 @@ def test_the_ingest_worker_refreshes_rollups_in_its_writer_process(ingest_databa
             20,
             "the refresher to merge the pending ranges",
         )
+
+
+def daily_rollups(conn: psycopg.Connection, backend: Backend, tenant: str) -> list[tuple[Any, ...]]:
+    """The tenant's daily rollups, in the form of DAILY_EXPECTED."""
+    rows = fetch(conn, ACTUAL.format(table=DAILY_TABLES[backend.name]), tenant)
+    return [(*row[:4], int(row[4]), int(row[5]), *row[6:]) for row in rows]
+
+
+def refresh_all(conn: psycopg.Connection) -> None:
+    """Refresh until nothing is pending (24 hours per call and tenant)."""
+    while refresh_rollups(conn, settle=QUIET):
+        pass
+
+
+def test_daily_rollups_follow_local_days_and_late_data(conn, backend, tenants):
+    rng = random.Random(17)
+    first, second = tenants
+    writer = BatchWriter(backend)
+    # Around both daylight-saving changes: Brussels days of 23 and of 25 hours.
+    for begin in (datetime(2026, 3, 28, 20, tzinfo=UTC), datetime(2026, 10, 24, 20, tzinfo=UTC)):
+        rows = readings(rng, first, 400, begin, timedelta(hours=30))
+        writer.write(conn, Batch(observations=rows + readings(rng, second, 50, begin, HOUR)))
+    refresh_all(conn)
+    expected = fetch(conn, DAILY_EXPECTED, "Europe/Brussels", first)
+    assert len({row[3] for row in expected}) == 6  # three local days each time
+    assert daily_rollups(conn, backend, first) == expected
+    before = daily_rollups(conn, backend, second)
+
+    # Late data in an old day of one tenant: that day is recomputed, the others stay.
+    late_hour = datetime(2026, 3, 29, 5, tzinfo=UTC)
+    writer.write(conn, Batch(observations=readings(rng, first, 30, late_hour, HOUR)))
+    assert overlaps(conn, first, None, None) == [(late_hour, late_hour + HOUR)]
+    refresh_all(conn)
+    assert daily_rollups(conn, backend, first) == fetch(
+        conn, DAILY_EXPECTED, "Europe/Brussels", first
+    )
+    assert daily_rollups(conn, backend, second) == before
+
+
+def test_configuring_another_zone_rebuilds_the_days(fresh_database_url, fresh_backend):
+    if fresh_backend.name != "postgres":
+        pytest.skip("on TimescaleDB the zone of observations_daily is fixed by its view")
+    rng = random.Random(19)
+    with connect(fresh_database_url) as conn:
+        begin = datetime(2026, 10, 24, 20, tzinfo=UTC)
+        BatchWriter(fresh_backend).write(
+            conn, Batch(observations=readings(rng, "t", 300, begin, timedelta(hours=40)))
+        )
+        refresh_all(conn)
+        assert configure_daily_rollups(conn, "Europe/Brussels") is False  # already
+        assert configure_daily_rollups(conn, "America/New_York") is True
+        assert fetch(conn, "SELECT zone FROM daily_rollup_zone") == [("America/New_York",)]
+        expected = fetch(conn, DAILY_EXPECTED, "America/New_York", "t")
+        assert daily_rollups(conn, fresh_backend, "t") == expected
+        # Later refreshes keep the days of the new zone.
+        late = readings(rng, "t", 20, begin + timedelta(hours=3), HOUR)
+        BatchWriter(fresh_backend).write(conn, Batch(observations=late))
+        refresh_all(conn)
+        expected = fetch(conn, DAILY_EXPECTED, "America/New_York", "t")
+        assert daily_rollups(conn, fresh_backend, "t") == expected
+        with pytest.raises(ValueError, match="whole hours: Asia/Kathmandu"):
+            configure_daily_rollups(conn, "Asia/Kathmandu")
 
 
 # --- pure parts -------------------------------------------------------------------------------

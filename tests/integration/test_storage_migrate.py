@@ -47,6 +47,7 @@ def test_each_backend_gets_the_shared_files_and_its_own(name):
         "0013_device_health.sql",
         "0014_feed_state.sql",
         "0015_roadwork_versions.sql",
+        f"0016_daily_rollups.{name}.sql",
         "0017_subscription_types.sql",
         "0018_change_capture_fast_path.sql",
     ]

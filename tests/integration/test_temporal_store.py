@@ -15,7 +15,7 @@ from storage import rollup_reads, temporal_reads
 from storage.backend import Backend
 from storage.database import connect
 from storage.records import ObservationRow
-from storage.rollup_reads import fetch_rollup_table, fetch_rollups
+from storage.rollup_reads import fetch_rollup_table, fetch_rollups, fetch_tiers
 from storage.rollups import MICROSECOND, refresh_rollups
 from storage.temporal_reads import _fetch_raw_whole, fetch_last_n, fetch_raw
 from storage.temporal_series import Series, instance_id, instance_ids, parse_instance_id
@@ -346,6 +346,11 @@ async def test_deleting_history_removes_rows_and_rollups(aconn, stored, database
     found = await fetch_rollups(aconn, backend.name, stored, [a, b], None, None, None)
     assert sorted(found) == [(a, STATE, "")]
     assert sorted(await fetch_raw(aconn, stored, [a, b], None, None, None)) == [(a, STATE, "")]
+    # The daily rollups lose the deleted series too.
+    days = await fetch_tiers(
+        aconn, backend.name, stored, [a, b], None, [], [(at(-2880), at(2880))], "Europe/Brussels"
+    )
+    assert days is not None and sorted(days.keys) == [(a, STATE, "")]
     # The neighbour tenant keeps everything.
     other = f"{stored}-x"
     assert len(await fetch_raw(aconn, other, list(entities(other)), None, None, None)) == 5

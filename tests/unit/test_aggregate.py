@@ -520,3 +520,44 @@ def test_naive_datetimes_are_utc() -> None:
     )
     aware = period_edges(utc(2026, 3, 28, 12), utc(2026, 3, 30), parse_duration("P1D"), BRUSSELS)
     assert naive.tolist() == aware.tolist()
+
+
+def reference_calendar_edges(start: datetime, end: datetime, period: str, zone: ZoneInfo):
+    """Calendar edges one by one with datetime arithmetic: what the vectorized days must give."""
+    duration = parse_duration(period)
+    local = start.astimezone(zone).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+    if duration.weeks:
+        local -= timedelta(days=local.weekday())
+    edges = [start]
+    for k in range(1, 10_000):
+        moment = (local + timedelta(days=k * (duration.weeks * 7 + duration.days))).replace(
+            tzinfo=zone
+        ).astimezone(UTC) + k * duration.time_part
+        if moment >= end:
+            break
+        if moment > edges[-1]:
+            edges.append(moment)
+    return np.array([np.datetime64(e.replace(tzinfo=None), "us") for e in [*edges, end]])
+
+
+@pytest.mark.parametrize(
+    "zone",
+    ["Europe/Brussels", "America/Havana", "Australia/Lord_Howe", "Asia/Kathmandu", "Pacific/Apia"],
+)
+@pytest.mark.parametrize("period", ["P1D", "P2D", "P1W", "P1DT6H", "P3DT1H30M"])
+def test_day_and_week_edges_match_datetime_arithmetic(zone, period):
+    rng = random.Random(f"{zone}{period}")
+    for _ in range(20):
+        start = utc(2008, 1, 1) + timedelta(seconds=rng.randrange(20 * 365 * 86400))
+        end = start + timedelta(seconds=rng.randrange(1, 400 * 86400))
+        got = period_edges(start, end, parse_duration(period), ZoneInfo(zone))
+        np.testing.assert_array_equal(
+            got, reference_calendar_edges(start, end, period, ZoneInfo(zone))
+        )
+
+
+def test_edges_are_cached_and_read_only():
+    args = (utc(2026, 1, 1), utc(2026, 12, 31), parse_duration("P1D"), BRUSSELS)
+    assert period_edges(*args) is period_edges(*args)
+    with pytest.raises(ValueError, match="read-only"):
+        period_edges(*args)[0] = np.datetime64("2000-01-01")

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from ngsi.errors import NgsiError
-from ngsi.temporal_history import value_view
 from ngsi.temporal_input import encode_value, merge_newest
 from ngsi.temporal_output import decode_value, parse_temporal_options
 from ngsi.temporal_paging import cap_backward, cap_forward, cap_periods, content_range
 from ngsi.temporal_params import TimeWindow
+from ngsi.temporal_values import value_view
 from storage.temporal_series import Series
 
 T0 = datetime(2026, 3, 29, 0, tzinfo=UTC)
