@@ -9,6 +9,7 @@ Severity, category and subCategory are those of the Smart Data Models `Alert` en
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal, Self
@@ -64,7 +65,7 @@ RuleKind = Literal["threshold", "window", "rate", "congestion", "silence"]
 _Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
-class RuleBase(BaseModel):
+class RuleBase(BaseModel, ABC):
     """The fields every rule kind has."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -80,9 +81,9 @@ class RuleBase(BaseModel):
     sub_category: SubCategory
     notify: list[NotifyTarget] = Field(default_factory=list)
 
+    @abstractmethod
     def attributes(self) -> tuple[str, ...]:
         """The attribute names the rule reads; empty when any attribute counts (silence)."""
-        raise NotImplementedError
 
     def with_attribute_names(self, names: Mapping[str, str]) -> Self:
         """A copy whose attribute names are replaced through `names` (e.g. short name → IRI)."""

@@ -8,6 +8,7 @@ a count and the newest modification time); a client that already holds that revi
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -65,3 +66,22 @@ def not_modified(request: Request, revision: Revision, max_age: int) -> Response
         if since.tzinfo is not None and revision.modified_at.replace(microsecond=0) <= since:
             return Response(status_code=304, headers=headers)
     return None
+
+
+def cached_answer(
+    request: Request,
+    revision: Revision,
+    max_age: int,
+    render: Callable[[], tuple[bytes, str]],
+    extra_headers: dict[str, str] | None = None,
+) -> Response:
+    """304 when the client holds `revision`, else the body and media type `render` makes,
+    both with the caching headers (and `extra_headers`, such as Vary)."""
+    extra = extra_headers or {}
+    answer = not_modified(request, revision, max_age)
+    if answer is not None:
+        answer.headers.update(extra)
+        return answer
+    body, media_type = render()
+    headers = {**caching_headers(revision, max_age), **extra}
+    return Response(body, media_type=media_type, headers=headers)

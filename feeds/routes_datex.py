@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from feeds.datex2 import MEDIA_TYPE
 from feeds.datex2_export import FEEDS, DatexFeed, EmptyPublication
-from feeds.http import caching_headers, not_modified
+from feeds.http import cached_answer
 from ngsi.access import read_access
 from ngsi.errors import ErrorType, NgsiError
 from ngsi.routers.common import tenant_of
@@ -32,15 +32,14 @@ async def _answer(request: Request, feed: DatexFeed) -> Response:
 
     def work(conn: psycopg.Connection) -> Response:
         revision = feed.revision(conn, tenant)
-        cached = not_modified(request, revision, max_age)
-        if cached is not None:
-            return cached
-        try:
-            document = feed.document(conn, tenant, revision)
-        except EmptyPublication as error:
-            raise NgsiError(ErrorType.RESOURCE_NOT_FOUND, str(error)) from None
-        headers = caching_headers(revision, max_age)
-        return Response(document, media_type=MEDIA_TYPE, headers=headers)
+
+        def render() -> tuple[bytes, str]:
+            try:
+                return feed.document(conn, tenant, revision), MEDIA_TYPE
+            except EmptyPublication as error:
+                raise NgsiError(ErrorType.RESOURCE_NOT_FOUND, str(error)) from None
+
+        return cached_answer(request, revision, max_age, render)
 
     return await with_connection(request, work)
 

@@ -25,7 +25,7 @@ from storage.roadwork_store import load_roadworks, roadworks_revision
 from storage.traffic_state_store import load_traffic_state, traffic_state_revision
 
 from .dcat import catalog_graph
-from .http import Revision, caching_headers, not_modified
+from .http import Revision, cached_answer
 from .publication import Publication, publication_from_settings
 from .rdf_formats import OFFERED, negotiate, serialize
 from .traffic_geojson import traffic_state_collection
@@ -68,17 +68,15 @@ async def _serve_roadwork_feed(request: Request, kind: str) -> Response:
     def work(conn: psycopg.Connection) -> Response:
         count, modified = roadworks_revision(conn, tenant)
         revision = Revision(f"{kind}|{tenant}|{count}|{modified}|{publication.key}", modified)
-        if (answer := not_modified(request, revision, FEED_MAX_AGE)) is not None:
-            answer.headers.update(VARY_TENANT)
-            return answer
-        roadworks = load_roadworks(conn, tenant)
-        if kind == "wzdx":
-            update_date = modified or feed_update_date(roadworks, datetime.now(UTC))
-            document, media_type = wzdx_feed(roadworks, publication, update_date), GEO_JSON
-        else:
-            document, media_type = waze_feed(roadworks), JSON
-        headers = {**caching_headers(revision, FEED_MAX_AGE), **VARY_TENANT}
-        return Response(orjson.dumps(document), 200, headers, media_type=media_type)
+
+        def render() -> tuple[bytes, str]:
+            roadworks = load_roadworks(conn, tenant)
+            if kind == "wzdx":
+                update_date = modified or feed_update_date(roadworks, datetime.now(UTC))
+                return orjson.dumps(wzdx_feed(roadworks, publication, update_date)), GEO_JSON
+            return orjson.dumps(waze_feed(roadworks)), JSON
+
+        return cached_answer(request, revision, FEED_MAX_AGE, render, VARY_TENANT)
 
     return await with_connection(request, work)
 
@@ -129,12 +127,12 @@ async def traffic_state(request: Request) -> Response:
         count, modified_at = traffic_state_revision(conn, tenant)
         stamp = modified_at.isoformat() if modified_at else "-"
         revision = Revision(f"traffic-state:{tenant}:{count}:{stamp}", modified_at)
-        cached = not_modified(request, revision, TRAFFIC_MAX_AGE)
-        if cached is not None:
-            return cached
-        body = orjson.dumps(traffic_state_collection(load_traffic_state(conn, tenant)))
-        headers = caching_headers(revision, TRAFFIC_MAX_AGE)
-        return Response(body, media_type="application/geo+json", headers=headers)
+
+        def render() -> tuple[bytes, str]:
+            sites = load_traffic_state(conn, tenant)
+            return orjson.dumps(traffic_state_collection(sites)), GEO_JSON
+
+        return cached_answer(request, revision, TRAFFIC_MAX_AGE, render, VARY_TENANT)
 
     return await with_connection(request, work)
 
@@ -162,8 +160,6 @@ async def catalog(request: Request) -> Response:
     # The catalogue is small: its ETag is the hash of the document itself.
     revision = Revision(rdf_format.media_type + hashlib.sha256(body).hexdigest(), modified)
     vary = {"Vary": "Accept, " + TENANT_HEADER}
-    if (answer := not_modified(request, revision, CATALOG_MAX_AGE)) is not None:
-        answer.headers.update(vary)
-        return answer
-    headers = {**caching_headers(revision, CATALOG_MAX_AGE), **vary}
-    return Response(body, 200, headers, media_type=rdf_format.media_type)
+    return cached_answer(
+        request, revision, CATALOG_MAX_AGE, lambda: (body, rdf_format.media_type), vary
+    )
