@@ -1,4 +1,4 @@
-"""Process-level tuning for the ingest hot path."""
+"""Process-level tuning for the hot paths: the ingest writer and the API workers."""
 
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ def api_command(
     if migrate:
         prepare_database(settings)
     uvicorn.run(
-        "stadspuls.api:create_app",
+        "stadspuls.api:create_served_app",
         factory=True,
         host=settings.api_host,
         port=settings.api_port,

@@ -31,7 +31,6 @@ class RollupTable:
     a local day of the daily rollups' zone where the reader asked for days."""
 
     keys: list[SeriesKey]
-    entity_types: list[str]
     series: np.ndarray  # int64, index into keys
     buckets: np.ndarray  # datetime64[us], the start of each hour (or day)
     observation_counts: np.ndarray  # int64, every instance
@@ -44,7 +43,7 @@ class RollupTable:
 
 #: The rows of one rollup table in a time range, in the summary columns.
 _ROLLUP_ROWS = (
-    "SELECT entity_id, attribute, dataset_id, entity_type, bucket,"
+    "SELECT entity_id, attribute, dataset_id, bucket,"
     " observation_count AS n, value_count AS numbers, {floats} FROM {table} WHERE {where}"
 )
 #: The rollup tables' float column behind each summary column.
@@ -59,8 +58,8 @@ _SOURCES = {
 #: row per series and hour (its primary key).
 _ROLLUP_HOURS = {
     "postgres": "{rows}",
-    "timescaledb": "SELECT entity_id, attribute, dataset_id, min(entity_type) AS entity_type,"
-    " bucket, sum(n) AS n, sum(numbers) AS numbers, sum(total) AS total,"
+    "timescaledb": "SELECT entity_id, attribute, dataset_id, bucket, sum(n) AS n,"
+    " sum(numbers) AS numbers, sum(total) AS total,"
     " sum(squares) AS squares, min(lowest) AS lowest, max(highest) AS highest"
     " FROM ({rows}) AS parts GROUP BY entity_id, attribute, dataset_id, bucket",
 }
@@ -69,20 +68,37 @@ _ROLLUP_HOURS = {
 #: statement's snapshot: the days read are days of that zone). Only the series are sorted
 #: here, by their text keys; the buckets are sorted by (series number, time) in numpy.
 #: Sorting 24,000 buckets by their text keys took PostgreSQL 25-50 ms (a common prefix
-#: defeats abbreviated keys), numbering them through a hash join a few.
+#: defeats abbreviated keys), numbering them through a hash join a few. Used when the
+#: request names no attributes.
 _ROLLUP_TABLE = """
 WITH hours AS MATERIALIZED ({hours}),
 series AS MATERIALIZED (
-  SELECT entity_id, attribute, dataset_id, min(entity_type) AS entity_type,
+  SELECT entity_id, attribute, dataset_id,
          row_number() OVER (ORDER BY entity_id, attribute, dataset_id) - 1 AS number
   FROM hours GROUP BY entity_id, attribute, dataset_id)
 SELECT keys.*, flat.*, (SELECT zone FROM daily_rollup_zone) FROM
   (SELECT array_agg(entity_id ORDER BY number), array_agg(attribute ORDER BY number),
-          array_agg(dataset_id ORDER BY number), array_agg(entity_type ORDER BY number)
+          array_agg(dataset_id ORDER BY number)
    FROM series) AS keys,
   (SELECT array_agg(series.number), array_agg(bucket), array_agg(n::int8),
           array_agg(numbers::int8), {floats}
    FROM hours JOIN series USING (entity_id, attribute, dataset_id)) AS flat
+"""
+#: The same answer when the request names its attributes: each bucket gets the positions of
+#: its entity and attribute in the request's lists through a hash join with them, and the
+#: datasetId only where it is not the default; numpy numbers the series. Nothing wide is
+#: materialized, grouped or sorted: half the time of _ROLLUP_TABLE for 1,000 series x 24
+#: hours (25 against 50 ms, measured).
+_KEYED_TABLE = """
+WITH keys AS (
+  SELECT e.entity_id, a.attribute, e.position AS entity_position, a.position AS attribute_position
+  FROM unnest(%s::text[]) WITH ORDINALITY AS e(entity_id, position),
+       unnest(%s::text[]) WITH ORDINALITY AS a(attribute, position))
+SELECT array_agg(entity_position), array_agg(attribute_position),
+       array_agg(dataset_id <> ''), array_agg(dataset_id) FILTER (WHERE dataset_id <> ''),
+       array_agg(bucket), array_agg(n::int8), array_agg(numbers::int8), {floats},
+       (SELECT zone FROM daily_rollup_zone)
+FROM ({hours}) AS hours JOIN keys USING (entity_id, attribute)
 """
 #: The float columns in RollupTable order, and the methods that need each: a column no
 #: requested method needs is not collected (NULL, zeros in numpy).
@@ -104,8 +120,7 @@ def float_columns(methods: Iterable[str]) -> frozenset[str]:
 #: The same summary columns computed in SQL over raw rows, one bucket per fixed period
 #: (`date_bin`, PostgreSQL 14+; core PostgreSQL, so on TimescaleDB too).
 _BINNED = (
-    "SELECT entity_id, attribute, dataset_id, min(entity_type) AS entity_type,"
-    " date_bin(%s, observed_at, %s) AS bucket,"
+    "SELECT entity_id, attribute, dataset_id, date_bin(%s, observed_at, %s) AS bucket,"
     " count(*) AS n, count(value_num) AS numbers, sum(value_num) AS total,"
     " sum(value_num * value_num) AS squares, min(value_num) AS lowest,"
     " max(value_num) AS highest FROM observations WHERE {where}"
@@ -169,7 +184,8 @@ async def fetch_tiers(
         _span(start, end, DAY) for start, end in days
     )
     size = len(entity_ids) * len(attributes or "a") * buckets
-    table, stored_zone = await _summary_table(conn, summaries, params, size, floats)
+    selected = _Selected(entity_ids, attributes)
+    table, stored_zone = await _summary_table(conn, summaries, params, selected, size, floats)
     if days and stored_zone != zone:
         return None
     return table
@@ -190,7 +206,8 @@ async def fetch_binned_table(
     where, params = selection(tenant, entity_ids, attributes, start, end, "observed_at")
     binned = sql.SQL(_BINNED).format(where=where)
     size = len(entity_ids) * len(attributes or "a") * _span(start, end, stride)
-    table, _ = await _summary_table(conn, binned, [stride, start, *params], size, floats)
+    selected = _Selected(entity_ids, attributes)
+    table, _ = await _summary_table(conn, binned, [stride, start, *params], selected, size, floats)
     return table
 
 
@@ -201,10 +218,19 @@ def _span(start: datetime | None, end: datetime | None, step: timedelta) -> int:
     return max(int((end - start) / step), 1)
 
 
+@dataclass(frozen=True, slots=True)
+class _Selected:
+    """The series a summary read selects: the entities and the attributes (None for all)."""
+
+    entity_ids: Sequence[str]
+    attributes: Sequence[str] | None
+
+
 async def _summary_table(
     conn: AsyncConnection[Any],
     summaries: sql.Composable,
     params: list[Any],
+    selected: _Selected,
     size: int,
     floats: frozenset[str] = ALL_FLOATS,
 ) -> tuple[RollupTable, str | None]:
@@ -216,22 +242,75 @@ async def _summary_table(
         else sql.SQL("NULL::float8[]")
         for name in FLOAT_COLUMNS
     )
-    query = sql.SQL(_ROLLUP_TABLE).format(hours=summaries, floats=arrays)
     work_mem = "32MB" if size >= LARGE_READ else None
-    rows = await fetch_arrays(conn, query, params, work_mem=work_mem)
-    entities, names, datasets, types, series, *columns, zone = rows[0]
-    if entities is None:
-        empty_times = np.empty(0, dtype="datetime64[us]")
-        empty_counts = np.empty(0, dtype=np.int64)
-        nothing = [np.empty(0) for _ in range(4)]
-        empty = RollupTable([], [], empty_counts, empty_times, empty_counts, empty_counts, *nothing)
-        return empty, zone
-    keys = list(zip(entities, names, datasets, strict=True))
-    order = np.lexsort((columns[0], series))
+    if selected.attributes is None:
+        query = sql.SQL(_ROLLUP_TABLE).format(hours=summaries, floats=arrays)
+        rows = await fetch_arrays(conn, query, params, work_mem=work_mem)
+        entities, names, datasets, series, *columns, zone = rows[0]
+        if entities is None:
+            return _EMPTY, zone
+        keys = list(zip(entities, names, datasets, strict=True))
+        return _sorted_table(keys, series, columns), zone
+    attributes = list(dict.fromkeys(selected.attributes))
+    entity_ids = list(dict.fromkeys(selected.entity_ids))
+    query = sql.SQL(_KEYED_TABLE).format(hours=summaries, floats=arrays)
+    rows = await fetch_arrays(conn, query, [entity_ids, attributes, *params], work_mem=work_mem)
+    entity_at, attribute_at, has_dataset, datasets, *columns, zone = rows[0]
+    if entity_at is None:
+        return _EMPTY, zone
+    keys, series = _number_series(entity_ids, attributes, entity_at, attribute_at,
+                                  has_dataset, datasets)  # fmt: skip
+    return _sorted_table(keys, series, columns), zone
+
+
+def _number_series(
+    entity_ids: Sequence[str],
+    attributes: Sequence[str],
+    entity_at: np.ndarray,
+    attribute_at: np.ndarray,
+    has_dataset: np.ndarray,
+    datasets: list[str] | None,
+) -> tuple[list[SeriesKey], np.ndarray]:
+    """Series keys, sorted, and each bucket's series number, from the buckets' positions
+    (1-based) in the requested lists and their datasetIds where not the default."""
+    names = sorted(set(datasets or ()))
+    dataset_codes = np.zeros(len(entity_at), dtype=np.int64)
+    if names:
+        code_of = {name: code for code, name in enumerate(names, start=1)}
+        dataset_codes[has_dataset] = [code_of[name] for name in datasets or ()]
+    codes = ((entity_at - 1) * len(attributes) + attribute_at - 1) * (len(names) + 1)
+    found, series = np.unique(codes + dataset_codes, return_inverse=True)
+    dataset_names = ["", *names]
+    per_entity = len(attributes) * len(dataset_names)
+    keys = [
+        (entity_ids[code // per_entity],
+         attributes[code % per_entity // len(dataset_names)],
+         dataset_names[code % len(dataset_names)])
+        for code in found.tolist()
+    ]  # fmt: skip
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[order] = np.arange(len(keys))
+    return [keys[index] for index in order], rank[series]
+
+
+def _sorted_table(
+    keys: list[SeriesKey], series: np.ndarray, columns: list[np.ndarray | None]
+) -> RollupTable:
+    """The table with its rows sorted by series number, then bucket (columns[0])."""
+    buckets = columns[0]
+    assert buckets is not None
+    order = np.lexsort((buckets, series))
     sorted_columns = [
         column[order] if column is not None else np.zeros(len(order)) for column in columns
     ]
-    return RollupTable(keys, list(types), series[order], *sorted_columns), zone
+    return RollupTable(keys, series[order], *sorted_columns)
+
+
+_NO_TIMES = np.empty(0, dtype="datetime64[us]")
+_NO_COUNTS = np.empty(0, dtype=np.int64)
+_EMPTY = RollupTable([], _NO_COUNTS, _NO_TIMES, _NO_COUNTS, _NO_COUNTS,
+                     *(np.empty(0) for _ in range(4)))  # fmt: skip
 
 
 async def fetch_rollups(
@@ -258,5 +337,5 @@ async def fetch_rollups(
     found = {}
     for index, key in enumerate(table.keys):
         rows = slice(int(offsets[index - 1]) if index else 0, int(offsets[index]))
-        found[key] = RollupSeries(table.entity_types[index], *(c[rows] for c in columns))
+        found[key] = RollupSeries(*(c[rows] for c in columns))
     return found

@@ -63,7 +63,15 @@ class _TimestamptzArrayLoader(Loader):
         return (_array_items(data, ">i8") + _POSTGRES_EPOCH_US).view("datetime64[us]")
 
 
+class _BoolArrayLoader(Loader):
+    format = Format.BINARY
+
+    def load(self, data: Buffer) -> np.ndarray:
+        return _array_items(data, "?")
+
+
 _ARRAY_LOADERS: dict[str, type[Loader]] = {
+    "bool": _BoolArrayLoader,
     "float8": _Float8ArrayLoader,
     "int8": _Int8ArrayLoader,
     "timestamptz": _TimestamptzArrayLoader,
@@ -77,7 +85,7 @@ async def fetch_arrays(
     *,
     work_mem: str | None = None,
 ) -> list[tuple[Any, ...]]:
-    """The rows of `query` with float8, int8 and timestamptz arrays as numpy arrays;
+    """The rows of `query` with float8, int8, bool and timestamptz arrays as numpy arrays;
     `work_mem` (e.g. "32MB") for this statement only, in a transaction of its own, which
     also keeps the planner from merge joins: the row counts of materialized CTEs are
     guesses, and a merge join sorts by text keys the rows the statement joins to avoid

@@ -50,7 +50,6 @@ class Series:
 class RollupSeries:
     """One series' hourly rollups, oldest hour first (NaN where an hour has no number)."""
 
-    entity_type: str
     buckets: np.ndarray  # datetime64[us], the start of each UTC hour
     observation_counts: np.ndarray  # int64, every instance
     value_counts: np.ndarray  # int64, the numeric ones, which the rest summarize
