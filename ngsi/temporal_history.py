@@ -44,7 +44,8 @@ from ngsi.temporal_paging import cap_backward, cap_forward, cap_periods, content
 from ngsi.temporal_params import Aggregation, TimeWindow, check_eligible
 from ngsi.temporal_tiers import TierPlan, plan_tiers
 from ngsi.temporal_values import value_view
-from storage.rollup_reads import fetch_binned_table, fetch_tiers, float_columns
+from storage.rollup_reads import fetch_binned_table, fetch_tiers
+from storage.rollup_table import float_columns
 from storage.rollups import HOUR, TimeRange, floor_hour, rollup_state_async
 from storage.temporal_reads import fetch_first_n, fetch_last_n, fetch_raw
 from storage.temporal_series import Series, SeriesKey

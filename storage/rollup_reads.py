@@ -3,7 +3,7 @@ aggregations (docs/temporal.md, "Choosing the path"): many series in one flat ta
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,6 +11,15 @@ from typing import Any
 import numpy as np
 from psycopg import AsyncConnection, sql
 
+from storage.hour_packs import fetch_packed_table
+from storage.rollup_table import (
+    ALL_FLOATS,
+    EMPTY,
+    FLOAT_COLUMNS,
+    RollupTable,
+    number_series,
+    sorted_table,
+)
 from storage.temporal_arrays import fetch_arrays, selection
 from storage.temporal_series import RollupSeries, SeriesKey
 
@@ -22,23 +31,6 @@ HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 
 #: A half-open time range; None for an open bound.
 OpenRange = tuple[datetime | None, datetime | None]
-
-
-@dataclass(frozen=True, slots=True)
-class RollupTable:
-    """Rollups of many series in flat arrays, sorted by series then bucket (NaN where a
-    bucket has no number): row i belongs to `keys[series[i]]`. A bucket is a UTC hour, or
-    a local day of the daily rollups' zone where the reader asked for days."""
-
-    keys: list[SeriesKey]
-    series: np.ndarray  # int64, index into keys
-    buckets: np.ndarray  # datetime64[us], the start of each hour (or day)
-    observation_counts: np.ndarray  # int64, every instance
-    value_counts: np.ndarray  # int64, the numeric ones, which the rest summarize
-    sums: np.ndarray
-    sum_squares: np.ndarray
-    mins: np.ndarray
-    maxs: np.ndarray
 
 
 #: The rows of one rollup table in a time range, in the summary columns.
@@ -98,23 +90,6 @@ SELECT array_agg(entities.position), array_agg(array_position(%b::text[], attrib
        (SELECT zone FROM daily_rollup_zone)
 FROM ({hours}) AS hours JOIN entities USING (entity_id)
 """
-#: The float columns in RollupTable order, and the methods that need each: a column no
-#: requested method needs is not collected (NULL, zeros in numpy).
-FLOAT_COLUMNS = {
-    "total": frozenset({"sum", "avg", "stddev"}),
-    "squares": frozenset({"sumsq", "stddev"}),
-    "lowest": frozenset({"min"}),
-    "highest": frozenset({"max"}),
-}
-ALL_FLOATS = frozenset(FLOAT_COLUMNS)
-
-
-def float_columns(methods: Iterable[str]) -> frozenset[str]:
-    """The float columns the rollup-servable `methods` need."""
-    wanted = set(methods)
-    return frozenset(name for name, needs in FLOAT_COLUMNS.items() if needs & wanted)
-
-
 #: The same summary columns computed in SQL over raw rows, one bucket per fixed period
 #: (`date_bin`, PostgreSQL 14+; core PostgreSQL, so on TimescaleDB too).
 _BINNED = (
@@ -157,7 +132,18 @@ async def fetch_tiers(
     """Daily rollups with bucket in `days` and hourly ones with bucket in `hours` (disjoint
     ranges) in one table, sorted by series then bucket, with the float columns `floats`
     (float_columns; the others zeros); None when the daily rollups are not (or no longer)
-    of `zone`, so the days would be other days than the caller's."""
+    of `zone`, so the days would be other days than the caller's. Named attributes of one
+    range of hours on plain PostgreSQL are read from their hour packs (storage/hour_packs.py).
+    """
+    buckets = sum(_span(start, end, HOUR) for start, end in hours) + sum(
+        _span(start, end, DAY) for start, end in days
+    )
+    work_mem = _work_mem(len(entity_ids) * len(attributes or "a") * buckets)
+    if backend_name == "postgres" and attributes is not None and len(hours) == 1 and not days:
+        ((start, end),) = hours
+        return await fetch_packed_table(
+            conn, tenant, entity_ids, attributes, start, end, floats, work_mem
+        )
     parts: list[sql.Composable] = []
     params: list[Any] = []
     # Columns no method needs stay NULL: fewer bytes through the statement's every step.
@@ -178,12 +164,8 @@ async def fetch_tiers(
         raise ValueError("a rollup read needs at least one time range")
     rows = sql.SQL(" UNION ALL ").join(parts)
     summaries = sql.SQL(_ROLLUP_HOURS[backend_name]).format(rows=rows)
-    buckets = sum(_span(start, end, HOUR) for start, end in hours) + sum(
-        _span(start, end, DAY) for start, end in days
-    )
-    size = len(entity_ids) * len(attributes or "a") * buckets
     selected = _Selected(entity_ids, attributes)
-    table, stored_zone = await _summary_table(conn, summaries, params, selected, size, floats)
+    table, stored_zone = await _summary_table(conn, summaries, params, selected, work_mem, floats)
     if days and stored_zone != zone:
         return None
     return table
@@ -205,8 +187,15 @@ async def fetch_binned_table(
     binned = sql.SQL(_BINNED).format(where=where)
     size = len(entity_ids) * len(attributes or "a") * _span(start, end, stride)
     selected = _Selected(entity_ids, attributes)
-    table, _ = await _summary_table(conn, binned, [stride, start, *params], selected, size, floats)
+    table, _ = await _summary_table(
+        conn, binned, [stride, start, *params], selected, _work_mem(size), floats
+    )
     return table
+
+
+def _work_mem(rows: int) -> str | None:
+    """More memory to sort and hash with for a read of about `rows` rows, if many."""
+    return "32MB" if rows >= LARGE_READ else None
 
 
 def _span(start: datetime | None, end: datetime | None, step: timedelta) -> int:
@@ -229,86 +218,35 @@ async def _summary_table(
     summaries: sql.Composable,
     params: list[Any],
     selected: _Selected,
-    size: int,
+    work_mem: str | None,
     floats: frozenset[str] = ALL_FLOATS,
 ) -> tuple[RollupTable, str | None]:
-    """The summaries (about `size` rows) as a table, and the zone of the daily rollups;
-    float columns not in `floats` are zeros."""
+    """The summaries as a table, and the zone of the daily rollups; float columns not in
+    `floats` are zeros; `work_mem` for large reads (storage/temporal_arrays.py)."""
     arrays = sql.SQL(", ").join(
         sql.SQL("array_agg(coalesce({}, 'NaN'))").format(sql.Identifier(name))
         if name in floats
         else sql.SQL("NULL::float8[]")
         for name in FLOAT_COLUMNS
     )
-    work_mem = "32MB" if size >= LARGE_READ else None
     if selected.attributes is None:
         query = sql.SQL(_ROLLUP_TABLE).format(hours=summaries, floats=arrays)
         rows = await fetch_arrays(conn, query, params, work_mem=work_mem)
         entities, names, datasets, series, *columns, zone = rows[0]
         if entities is None:
-            return _EMPTY, zone
+            return EMPTY, zone
         keys = list(zip(entities, names, datasets, strict=True))
-        return _sorted_table(keys, series, columns), zone
+        return sorted_table(keys, series, columns), zone
     attributes = list(dict.fromkeys(selected.attributes))
     entity_ids = list(dict.fromkeys(selected.entity_ids))
     query = sql.SQL(_KEYED_TABLE).format(hours=summaries, floats=arrays)
     rows = await fetch_arrays(conn, query, [entity_ids, attributes, *params], work_mem=work_mem)
     entity_at, attribute_at, has_dataset, datasets, *columns, zone = rows[0]
     if entity_at is None:
-        return _EMPTY, zone
-    keys, series = _number_series(entity_ids, attributes, entity_at, attribute_at,
+        return EMPTY, zone
+    keys, series = number_series(entity_ids, attributes, entity_at, attribute_at,
                                   has_dataset, datasets)  # fmt: skip
-    return _sorted_table(keys, series, columns), zone
-
-
-def _number_series(
-    entity_ids: Sequence[str],
-    attributes: Sequence[str],
-    entity_at: np.ndarray,
-    attribute_at: np.ndarray,
-    has_dataset: np.ndarray,
-    datasets: list[str] | None,
-) -> tuple[list[SeriesKey], np.ndarray]:
-    """Series keys, sorted, and each bucket's series number, from the buckets' positions
-    (1-based) in the requested lists and their datasetIds where not the default."""
-    names = sorted(set(datasets or ()))
-    dataset_codes = np.zeros(len(entity_at), dtype=np.int64)
-    if names:
-        code_of = {name: code for code, name in enumerate(names, start=1)}
-        dataset_codes[has_dataset] = [code_of[name] for name in datasets or ()]
-    codes = ((entity_at - 1) * len(attributes) + attribute_at - 1) * (len(names) + 1)
-    found, series = np.unique(codes + dataset_codes, return_inverse=True)
-    dataset_names = ["", *names]
-    per_entity = len(attributes) * len(dataset_names)
-    keys = [
-        (entity_ids[code // per_entity],
-         attributes[code % per_entity // len(dataset_names)],
-         dataset_names[code % len(dataset_names)])
-        for code in found.tolist()
-    ]  # fmt: skip
-    order = sorted(range(len(keys)), key=keys.__getitem__)
-    rank = np.empty(len(keys), dtype=np.int64)
-    rank[order] = np.arange(len(keys))
-    return [keys[index] for index in order], rank[series]
-
-
-def _sorted_table(
-    keys: list[SeriesKey], series: np.ndarray, columns: list[np.ndarray | None]
-) -> RollupTable:
-    """The table with its rows sorted by series number, then bucket (columns[0])."""
-    buckets = columns[0]
-    assert buckets is not None
-    order = np.lexsort((buckets, series))
-    sorted_columns = [
-        column[order] if column is not None else np.zeros(len(order)) for column in columns
-    ]
-    return RollupTable(keys, series[order], *sorted_columns)
-
-
-_NO_TIMES = np.empty(0, dtype="datetime64[us]")
-_NO_COUNTS = np.empty(0, dtype=np.int64)
-_EMPTY = RollupTable([], _NO_COUNTS, _NO_TIMES, _NO_COUNTS, _NO_COUNTS,
-                     *(np.empty(0) for _ in range(4)))  # fmt: skip
+    return sorted_table(keys, series, columns), zone
 
 
 async def fetch_rollups(

@@ -10,6 +10,9 @@ Recomputing from the raw rows makes it idempotent: redelivered and late readings
 exactly once. Readers use a rollup hour only when no pending range of its tenant overlaps
 it (`pending_overlaps`); otherwise they read that hour raw (docs/temporal.md).
 
+Hour packs (a series' 24 hours of a UTC day in one row; migration 0019) are repacked on plain
+PostgreSQL by the refresh that recomputes their hours (storage/hour_packs.py).
+
 Daily rollups (one time zone, `daily_rollup_zone`; migration 0016) are kept with the hourly
 ones: on plain PostgreSQL the refresh that recomputes hours also recomputes, from the hourly
 rows, every local day that holds them (`observation_daily_rollups`); on TimescaleDB it
@@ -36,6 +39,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
 
+from storage.hour_packs import repack_days
 from storage.temporal_days import (
     daily_zone_for_share,
     merge_ranges,
@@ -373,6 +377,7 @@ def _refresh_table(
             conn.execute(_DELETE_ROLLUPS, bounds)
             conn.execute(_RECOMPUTE, bounds)
         recompute_days(conn, tenant, zone, plan.recompute)
+        repack_days(conn, tenant, plan.recompute)
         taken.extend(p.id for p in pending)
         remainder.extend((tenant, *kept) for kept in plan.remainder)
     if taken:

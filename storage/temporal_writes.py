@@ -2,8 +2,8 @@
 
 Writes record the time ranges they change in `rollup_pending` in the caller's transaction
 (storage/rollups.py). Deleting a whole entity's or attribute's history removes its
-`observation_rollups` and `observation_daily_rollups` rows directly instead: recomputing
-years of hours would cost far more.
+`observation_rollups`, `observation_daily_rollups` and `observation_hour_packs` rows
+directly instead: recomputing years of hours would cost far more.
 `merge_latest_state` keeps `entities` in step with these writes, as ingest does for its
 readings.
 """
@@ -107,6 +107,10 @@ async def insert_instances(
     return len(written)
 
 
+#: The plain PostgreSQL rollups of a series, deleted with its history.
+_ROLLUP_TABLES = ("observation_rollups", "observation_daily_rollups", "observation_hour_packs")
+
+
 async def _has_rollup_table(conn: AsyncConnection[Any]) -> bool:
     cursor = await conn.execute("SELECT to_regclass('observation_rollups') IS NOT NULL")
     row = await cursor.fetchone()
@@ -130,7 +134,7 @@ async def _delete_history(
     row = await cursor.fetchone()
     count, oldest, newest = row if row else (0, None, None)
     if table:
-        for rollups in ("observation_rollups", "observation_daily_rollups"):
+        for rollups in _ROLLUP_TABLES:
             await conn.execute(
                 f"DELETE FROM {rollups} WHERE tenant = %s AND {condition}", [tenant, *params]
             )

@@ -6,6 +6,7 @@ float64 whatever the order of addition: the rollups must equal a GROUP BY bit fo
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from storage.rollups import (
     tenant_ranges,
 )
 from storage.temporal_days import configure_daily_rollups
+from storage.temporal_writes import delete_entity_history
 from storage.writer import BatchWriter
 from tests.support.ingest import ingest_settings, running_worker, wait_for_rows, wait_until
 
@@ -312,6 +314,54 @@ def test_daily_rollups_follow_local_days_and_late_data(conn, backend, tenants):
         conn, DAILY_EXPECTED, "Europe/Brussels", first
     )
     assert daily_rollups(conn, backend, second) == before
+
+
+#: The hour packs (migration 0019) unpacked into the form of EXPECTED: NaN back to NULL.
+PACKS_UNPACKED = """
+SELECT entity_id, attribute, dataset_id, day + (slot - 1) * INTERVAL '1 hour',
+       observation_counts[slot], value_counts[slot], nullif(value_sums[slot], 'NaN'),
+       nullif(value_mins[slot], 'NaN'), nullif(value_maxs[slot], 'NaN'),
+       nullif(value_sums_squares[slot], 'NaN')
+FROM observation_hour_packs, generate_subscripts(observation_counts, 1) AS slot
+WHERE tenant = %s AND observation_counts[slot] > 0 ORDER BY 1, 2, 3, 4
+"""
+
+
+def test_hour_packs_follow_the_hours_late_data_and_deletes(conn, backend, tenants):
+    if backend.name != "postgres":
+        pytest.skip("hour packs are kept on plain PostgreSQL only")
+    rng = random.Random(23)
+    first, second = tenants
+    writer = BatchWriter(backend)
+    # Three UTC days, sparse (most days miss hours) and with hours of no numbers.
+    begin = datetime(2026, 2, 1, 21, tzinfo=UTC)
+    rows = readings(rng, first, 120, begin, timedelta(hours=50))
+    writer.write(conn, Batch(observations=rows + readings(rng, second, 30, begin, HOUR)))
+    refresh_all(conn)
+    expected = fetch(conn, EXPECTED, first)
+    assert len({row[3].date() for row in expected}) == 3
+    assert fetch(conn, PACKS_UNPACKED, first) == expected
+    before = fetch(conn, PACKS_UNPACKED, second)
+    assert before == fetch(conn, EXPECTED, second)
+
+    # Late data in an hour of the middle day: that day is repacked, the others stay.
+    late_hour = datetime(2026, 2, 2, 13, tzinfo=UTC)
+    writer.write(conn, Batch(observations=readings(rng, first, 30, late_hour, HOUR)))
+    refresh_all(conn)
+    assert fetch(conn, PACKS_UNPACKED, first) == fetch(conn, EXPECTED, first)
+    assert fetch(conn, PACKS_UNPACKED, second) == before
+
+    # A deleted history takes its packs along (storage/temporal_writes.py).
+    gone = f"urn:ngsi-ld:AirQualityObserved:{first}-0"
+    asyncio.run(_delete_entity_history(conn.info.dsn, first, gone))
+    left = fetch(conn, PACKS_UNPACKED, first)
+    assert left == fetch(conn, EXPECTED, first) and left
+    assert all(row[0] != gone for row in left)
+
+
+async def _delete_entity_history(dsn: str, tenant: str, entity_id: str) -> None:
+    async with await psycopg.AsyncConnection.connect(dsn) as aconn, aconn.transaction():
+        assert await delete_entity_history(aconn, tenant, entity_id) > 0
 
 
 def test_configuring_another_zone_rebuilds_the_days(fresh_database_url, fresh_backend):

@@ -50,6 +50,7 @@ def test_each_backend_gets_the_shared_files_and_its_own(name):
         f"0016_daily_rollups.{name}.sql",
         "0017_subscription_types.sql",
         "0018_change_capture_fast_path.sql",
+        *(["0019_hour_packs.postgres.sql"] if name == "postgres" else []),
     ]
 
 

@@ -230,25 +230,33 @@ async def test_rollup_table_regrouped_per_hour_is_the_same(
     assert (empty.keys, len(empty.series), empty.buckets.dtype) == ([], 0, "datetime64[us]")
 
 
-async def test_rollup_table_of_named_attributes_is_the_same(aconn, stored, database_url, backend):
-    """Named attributes number the series from the request's lists (_KEYED_TABLE); the
-    table is the one the generic statement gives, datasets and duplicates included."""
+@pytest.mark.parametrize(
+    ("start", "end"), [(None, None), (at(60), None), (None, at(60)), (at(-600), at(600))]
+)
+async def test_rollup_table_of_named_attributes_is_the_same(
+    aconn, stored, database_url, backend, start, end
+):
+    """Named attributes are read from the hour packs and numbered from the request's lists
+    (storage/hour_packs.py); the table is the one the generic statement reads from the
+    hourly rows, datasets, duplicates and windows included."""
     if backend.name != "postgres":
-        pytest.skip("reads observation_rollups")
+        pytest.skip("hour packs are kept on plain PostgreSQL only")
     refresh(database_url)
     a, b = entities(stored)
-    generic = await fetch_rollup_table(aconn, "postgres", stored, [a, b], None, None, None)
+    window = (start, end)
+    generic = await fetch_rollup_table(aconn, "postgres", stored, [a, b], None, *window)
     named = await fetch_rollup_table(
-        aconn, "postgres", stored, [b, a, b], [STATE, NO2, PM25, NO2, TYPE], None, None
+        aconn, "postgres", stored, [b, a, b], [STATE, NO2, PM25, NO2, TYPE], *window
     )
-    assert (a, NO2, DATASET) in named.keys and (a, NO2, "") in named.keys
     assert named.keys == generic.keys == sorted(generic.keys)
+    assert named.keys  # every window holds some hours
     for name in ("series", "buckets", "observation_counts", "value_counts", "sums", "maxs"):
         np.testing.assert_array_equal(getattr(named, name), getattr(generic, name))
-    one = await fetch_rollup_table(aconn, "postgres", stored, [a], [NO2], None, None)
-    assert one.keys == [(a, NO2, ""), (a, NO2, DATASET)]
-    assert one.series.tolist() == [0, 1]
-    nothing = await fetch_rollup_table(aconn, "postgres", stored, [b], [NO2], None, None)
+    one = await fetch_rollup_table(aconn, "postgres", stored, [a], [NO2], *window)
+    if start is None:
+        assert one.keys == [(a, NO2, ""), (a, NO2, DATASET)]
+        assert one.series.tolist() == [0, 1]
+    nothing = await fetch_rollup_table(aconn, "postgres", stored, [b], [NO2], *window)
     assert (nothing.keys, len(nothing.buckets)) == ([], 0)
 
 

@@ -1,0 +1,153 @@
+"""Hour packs (migration 0019, plain PostgreSQL): a series' 24 hourly rollups of a UTC day in
+one row, for reads of many series (docs/temporal.md, "Choosing the path").
+
+The hourly rollups (`observation_rollups`) stay the truth: every refresh that recomputes
+hours of a tenant repacks, from them, the UTC days that hold those hours, in the same
+transaction, and deleting a series' history deletes its packs with its rollups
+(storage/temporal_writes.py). A reader therefore sees packs and hourly rows of one snapshot
+agree, and skips the hours of pending ranges in both alike.
+
+Reading 1,000 series for a day takes 2,000 rows (the window straddles two UTC days) instead
+of 24,000: each row's arrays arrive as one two-dimensional array per column, and numpy keeps
+the hours in the window that hold instances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import AsyncConnection, sql
+
+from storage.rollup_table import (
+    ALL_FLOATS,
+    EMPTY,
+    FLOAT_COLUMNS,
+    RollupTable,
+    number_series,
+    sorted_table,
+)
+from storage.temporal_arrays import fetch_arrays, selection
+from storage.temporal_days import merge_ranges
+
+DAY = timedelta(days=1)
+#: The hours of a pack, as offsets from its day.
+_SLOTS = np.arange(24) * np.timedelta64(3_600_000_000, "us")
+
+#: (from, to): a half-open time range.
+TimeRange = tuple[datetime, datetime]
+
+_DELETE_PACKS = """
+DELETE FROM observation_hour_packs
+WHERE tenant = %(tenant)s AND day >= %(from)s AND day < %(to)s
+"""
+# Each series' day with its 24 slots, from the hourly rows (0 and NaN in hours without a
+# row; stadspuls_hour_slots, migration 0019, which fills the packs with the same statement).
+_PACK_DAYS = """
+INSERT INTO observation_hour_packs (tenant, entity_id, attribute, dataset_id, day,
+    observation_counts, value_counts, value_sums, value_sums_squares, value_mins, value_maxs)
+SELECT tenant, entity_id, attribute, dataset_id, day,
+       stadspuls_hour_slots(slots, counts, 0::int8), stadspuls_hour_slots(slots, numbers, 0::int8),
+       stadspuls_hour_slots(slots, sums, 'NaN'::float8),
+       stadspuls_hour_slots(slots, squares, 'NaN'::float8),
+       stadspuls_hour_slots(slots, lows, 'NaN'::float8),
+       stadspuls_hour_slots(slots, highs, 'NaN'::float8)
+FROM (SELECT tenant, entity_id, attribute, dataset_id, date_trunc('day', bucket, 'UTC') AS day,
+             array_agg(extract(hour FROM bucket AT TIME ZONE 'UTC')::int ORDER BY bucket) AS slots,
+             array_agg(observation_count ORDER BY bucket) AS counts,
+             array_agg(value_count ORDER BY bucket) AS numbers,
+             array_agg(coalesce(value_sum, 'NaN') ORDER BY bucket) AS sums,
+             array_agg(coalesce(value_sum_squares, 'NaN') ORDER BY bucket) AS squares,
+             array_agg(coalesce(value_min, 'NaN') ORDER BY bucket) AS lows,
+             array_agg(coalesce(value_max, 'NaN') ORDER BY bucket) AS highs
+      FROM observation_rollups
+      WHERE tenant = %(tenant)s AND bucket >= %(from)s AND bucket < %(to)s
+      GROUP BY tenant, entity_id, attribute, dataset_id, day) AS days
+"""
+#: The pack columns behind each summary column (storage/rollup_table.py FLOAT_COLUMNS).
+_SOURCES = {
+    "total": "value_sums",
+    "squares": "value_sums_squares",
+    "lowest": "value_mins",
+    "highest": "value_maxs",
+}
+#: One answer row, as storage/rollup_reads.py _KEYED_TABLE but a row per series and day:
+#: the entity's position (hash join with the request's list), the attribute's, the
+#: datasetId where not the default, the day, and the slots as rows x 24 arrays.
+_PACKED_TABLE = """
+WITH entities AS (
+  SELECT entity_id, position FROM unnest(%b::text[]) WITH ORDINALITY AS e(entity_id, position))
+SELECT array_agg(entities.position), array_agg(array_position(%b::text[], attribute)::int8),
+       array_agg(dataset_id <> ''), array_agg(dataset_id) FILTER (WHERE dataset_id <> ''),
+       array_agg(day), array_agg(observation_counts), array_agg(value_counts), {floats}
+FROM observation_hour_packs JOIN entities USING (entity_id)
+WHERE {where}
+"""
+
+
+def floor_day(moment: datetime) -> datetime:
+    """The start of the UTC day holding `moment`."""
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def days_holding(hours: Sequence[TimeRange]) -> list[TimeRange]:
+    """The UTC days that hold the half-open `hours`, merged."""
+    return merge_ranges(
+        (floor_day(start), floor_day(end - timedelta(microseconds=1)) + DAY) for start, end in hours
+    )
+
+
+def repack_days(conn: psycopg.Connection[Any], tenant: str, hours: Sequence[TimeRange]) -> None:
+    """Repack, from the hourly rows, the days that hold the just recomputed `hours`."""
+    for start, end in days_holding(hours):
+        bounds = {"tenant": tenant, "from": start, "to": end}
+        conn.execute(_DELETE_PACKS, bounds)
+        conn.execute(_PACK_DAYS, bounds)
+
+
+async def fetch_packed_table(
+    conn: AsyncConnection[Any],
+    tenant: str,
+    entity_ids: Sequence[str],
+    attributes: Sequence[str],
+    start: datetime | None,
+    end: datetime | None,
+    floats: frozenset[str] = ALL_FLOATS,
+    work_mem: str | None = None,
+) -> RollupTable:
+    """The hourly rollups with start <= bucket < end of the named series, from their packs,
+    as storage/rollup_reads.py reads them from `observation_rollups`."""
+    entity_ids = list(dict.fromkeys(entity_ids))
+    attributes = list(dict.fromkeys(attributes))
+    where, params = selection(
+        tenant, entity_ids, attributes, floor_day(start) if start else None, end, "day"
+    )
+    arrays = sql.SQL(", ").join(
+        sql.SQL("array_agg({})").format(sql.Identifier(_SOURCES[name]))
+        if name in floats
+        else sql.SQL("NULL::float8[]")
+        for name in FLOAT_COLUMNS
+    )
+    query = sql.SQL(_PACKED_TABLE).format(floats=arrays, where=where)
+    rows = await fetch_arrays(conn, query, [entity_ids, attributes, *params], work_mem=work_mem)
+    entity_at, attribute_at, has_dataset, datasets, days, counts, *columns = rows[0]
+    if entity_at is None:
+        return EMPTY
+    hours = days[:, np.newaxis] + _SLOTS
+    inside = counts > 0
+    if start is not None:
+        inside &= hours >= np.datetime64(start.astimezone(UTC).replace(tzinfo=None), "us")
+    if end is not None:
+        inside &= hours < np.datetime64(end.astimezone(UTC).replace(tzinfo=None), "us")
+    keys, row_series = number_series(
+        entity_ids, attributes, entity_at, attribute_at, has_dataset, datasets
+    )
+    pack_rows, _ = np.nonzero(inside)
+    # Only the series with an hour in the window, numbered again (still in key order).
+    used, series = np.unique(row_series[pack_rows], return_inverse=True)
+    cells = [hours[inside], counts[inside]]
+    cells += [None if column is None else column[inside] for column in columns]
+    return sorted_table([keys[i] for i in used.tolist()], series, cells)
