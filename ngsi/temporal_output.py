@@ -125,6 +125,8 @@ class TemporalRenderer:
         #: The last edges rendered and their period starts and ends: every entity of one
         #: answer has the same periods, so they are formatted once.
         self._periods: tuple[np.ndarray, list[str], list[str]] | None = None
+        # Asked once per answer, not once per entity (1,000 entities in one answer).
+        self._keeps_id, self._keeps_type = self._keeps("id"), self._keeps("type")
 
     def _keeps(self, member: str) -> bool:
         pick, omit = self.options.pick, self.options.omit
@@ -133,11 +135,12 @@ class TemporalRenderer:
     def head(self, head: EntityHead) -> dict[str, Any]:
         """The entity's id, type and (sysAttrs) system attributes."""
         body: dict[str, Any] = {}
-        if self._keeps("id"):
+        if self._keeps_id:
             body["id"] = head.id
-        if self._keeps("type"):
-            types = [self.context.compact(t) for t in head.types]
-            body["type"] = types[0] if len(types) == 1 else types
+        if self._keeps_type:
+            compact = self.context.compact
+            types = head.types
+            body["type"] = compact(types[0]) if len(types) == 1 else [compact(t) for t in types]
         if self.options.sys_attrs:
             for name, moment in (("createdAt", head.created_at), ("modifiedAt", head.modified_at)):
                 if moment is not None:
@@ -245,6 +248,9 @@ class TemporalRenderer:
 
 def _by_attribute(series: Mapping[SeriesKey, Any]) -> list[tuple[str, list[SeriesKey]]]:
     """Series keys grouped per attribute, the default datasetId first."""
+    if len(series) == 1:
+        (key,) = series
+        return [(key[1], [key])]
     grouped: dict[str, list[SeriesKey]] = {}
     for key in sorted(series, key=lambda k: (k[1], k[2])):
         grouped.setdefault(key[1], []).append(key)
