@@ -86,8 +86,9 @@ class Bench:
             )
             for client_id in client_ids
         ]
-        peak = _watch_rss(processes)
+        watched = _watch(processes, self.database_url.rsplit("/", 1)[1])
         reports = [json.loads(p.communicate(timeout=3600)[0] or b"{}") for p in processes]
+        peak, cpu_seconds = watched()
         first = min(r["first"] for r in reports)
         last = max(r["last"] for r in reports)
         messages = sum(r["messages"] for r in reports)
@@ -96,7 +97,12 @@ class Bench:
             "messages": messages,
             "seconds": round(seconds, 3),
             "messages_per_second": round(messages / seconds, 1),
-            "peak_rss_mb": round(peak() / 2**20, 1),
+            "peak_rss_mb": round(peak / 2**20, 1),
+            # CPU per message of each component over the whole run (start-up included),
+            # and the machine's: what 2 cores can give divided by this is the ceiling.
+            "cpu_us_per_message": {
+                kind: round(used / messages * 1e6, 1) for kind, used in cpu_seconds.items()
+            },
         }
         if mode == "pipeline":
             readings = sum(r["readings"] for r in reports)
@@ -151,31 +157,73 @@ class Bench:
         }
 
 
-def _watch_rss(processes: list[subprocess.Popen]):
-    """Sample the summed RSS of the processes and their children until they exit."""
+#: Where CPU time goes while consumers drain: the consumers (MQTT and writer processes),
+#: this run's PostgreSQL backends, and the broker.
+COMPONENTS = ("consumers", "postgres", "mosquitto")
+
+
+def _component(process: psutil.Process, consumers: set[int], database: str) -> str | None:
+    if process.pid in consumers:
+        return "consumers"
+    name, cmdline = process.info["name"] or "", " ".join(process.info["cmdline"] or ())
+    if name.startswith("postgres") and database in cmdline:
+        return "postgres"
+    if name == "mosquitto":
+        return "mosquitto"
+    return None
+
+
+def _watch(processes: list[subprocess.Popen], database: str):
+    """Sample, until the processes exit, their summed RSS (with children) and the CPU
+    seconds of each component (the last sample of every process that was seen)."""
     peak = [0]
+    cpu: dict[int, tuple[str, float]] = {}
+    busy = _busy_seconds()
 
     def sample() -> None:
         handles = [psutil.Process(p.pid) for p in processes]
         while any(p.poll() is None for p in processes):
             total = 0
+            consumers: set[int] = set()
             for handle in handles:
                 try:
                     family = [handle, *handle.children(recursive=True)]
                     total += sum(member.memory_info().rss for member in family)
+                    consumers.update(member.pid for member in family)
                 except psutil.NoSuchProcess:
                     continue
             peak[0] = max(peak[0], total)
+            for process in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+                kind = _component(process, consumers, database)
+                times = process.info["cpu_times"]
+                if kind is not None and times is not None:
+                    cpu[process.pid] = (kind, times.user + times.system)
             time.sleep(0.2)
 
+    before = {
+        process.pid: process.info["cpu_times"].user + process.info["cpu_times"].system
+        for process in psutil.process_iter(["cpu_times"])
+        if process.info["cpu_times"] is not None
+    }
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
 
-    def finish() -> int:
+    def finish() -> tuple[int, dict[str, float]]:
         thread.join()
-        return peak[0]
+        seconds = dict.fromkeys(COMPONENTS, 0.0)
+        for pid, (kind, used) in cpu.items():
+            seconds[kind] += used - before.get(pid, 0.0)
+        seconds["machine"] = _busy_seconds() - busy
+        return peak[0], seconds
 
     return finish
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (every core, since boot)."""
+    times = psutil.cpu_times()
+    busy = ("user", "nice", "system", "irq", "softirq", "steal")
+    return float(sum(getattr(times, name, 0.0) for name in busy))
 
 
 def _publish(port: int, messages: list[tuple[str, bytes]], rate: float | None = None):

@@ -56,13 +56,13 @@ SELECT tenant, entity_id, attribute, dataset_id, day,
        stadspuls_hour_slots(slots, lows, 'NaN'::float8),
        stadspuls_hour_slots(slots, highs, 'NaN'::float8)
 FROM (SELECT tenant, entity_id, attribute, dataset_id, date_trunc('day', bucket, 'UTC') AS day,
-             array_agg(extract(hour FROM bucket AT TIME ZONE 'UTC')::int ORDER BY bucket) AS slots,
-             array_agg(observation_count ORDER BY bucket) AS counts,
-             array_agg(value_count ORDER BY bucket) AS numbers,
-             array_agg(coalesce(value_sum, 'NaN') ORDER BY bucket) AS sums,
-             array_agg(coalesce(value_sum_squares, 'NaN') ORDER BY bucket) AS squares,
-             array_agg(coalesce(value_min, 'NaN') ORDER BY bucket) AS lows,
-             array_agg(coalesce(value_max, 'NaN') ORDER BY bucket) AS highs
+             array_agg(extract(hour FROM bucket AT TIME ZONE 'UTC')::int) AS slots,
+             array_agg(observation_count) AS counts,
+             array_agg(value_count) AS numbers,
+             array_agg(coalesce(value_sum, 'NaN')) AS sums,
+             array_agg(coalesce(value_sum_squares, 'NaN')) AS squares,
+             array_agg(coalesce(value_min, 'NaN')) AS lows,
+             array_agg(coalesce(value_max, 'NaN')) AS highs
       FROM observation_rollups
       WHERE tenant = %(tenant)s AND bucket >= %(from)s AND bucket < %(to)s
       GROUP BY tenant, entity_id, attribute, dataset_id, day) AS days
