@@ -7,17 +7,14 @@ raises DeliveryFailed with a reason; the caller keeps the notification until it 
 from __future__ import annotations
 
 import threading
-import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import httpx
 import orjson
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.reasoncodes import ReasonCode
+
+from stadspuls.mqtt_publish import PublishFailed, connect, new_client, publish_and_wait
 
 
 class DeliveryFailed(Exception):
@@ -56,15 +53,7 @@ class _BrokerConnection:
     def __init__(
         self, host: str, port: int, username: str | None, password: str | None, tls: bool
     ) -> None:
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"stadspuls-notify-{uuid.uuid4().hex[:12]}",
-            protocol=mqtt.MQTTv5,
-        )
-        if username is not None:
-            self.client.username_pw_set(username, password)
-        if tls:
-            self.client.tls_set()
+        self.client = new_client("stadspuls-notify", username, password, tls)
         self.host, self.port = host, port
         self.lock = threading.Lock()
         self.started = False
@@ -74,30 +63,11 @@ class _BrokerConnection:
             return
         if self.started:  # lost: start over rather than race paho's own reconnect
             self.client.loop_stop()
-            self.started = False
-        try:
-            self.client.connect(self.host, self.port, keepalive=30)
-        except OSError as error:
-            raise DeliveryFailed(f"MQTT broker {self.host}:{self.port}: {error}") from error
-        self.client.loop_start()
         self.started = True
-        deadline = time.monotonic() + timeout
-        while not self.client.is_connected():
-            if time.monotonic() > deadline:
-                raise DeliveryFailed(f"MQTT broker {self.host}:{self.port} did not accept us")
-            time.sleep(0.01)
+        connect(self.client, self.host, self.port, timeout)
 
     def publish(self, topic: str, payload: bytes, timeout: float) -> None:
-        info = self.client.publish(topic, payload, qos=1)
-        try:
-            info.wait_for_publish(timeout)
-        except (RuntimeError, ValueError) as error:
-            raise DeliveryFailed(f"MQTT publish to {topic} failed: {error}") from error
-        if not info.is_published():
-            raise DeliveryFailed(f"no PUBACK from {self.host}:{self.port} within {timeout} s")
-        reason = getattr(info, "reason_code", None)
-        if isinstance(reason, ReasonCode) and reason.is_failure:
-            raise DeliveryFailed(f"broker refused the publish to {topic}: {reason}")
+        publish_and_wait(self.client, topic, payload, timeout)
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -140,8 +110,11 @@ class MqttSender:
                 self._connections[(host, port, user)] = connection
         message = b'{"metadata":' + orjson.dumps(dict(headers)) + b',"body":' + payload + b"}"
         with connection.lock:
-            connection.ensure_connected(self._timeout)
-            connection.publish(topic, message, self._timeout)
+            try:
+                connection.ensure_connected(self._timeout)
+                connection.publish(topic, message, self._timeout)
+            except PublishFailed as failure:
+                raise DeliveryFailed(str(failure)) from failure
 
     def close(self) -> None:
         """Disconnect from every broker."""

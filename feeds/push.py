@@ -12,8 +12,6 @@ every tenant once more: a retained message replaced by the same feed costs nothi
 from __future__ import annotations
 
 import logging
-import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,11 +20,10 @@ from urllib.parse import unquote, urlsplit
 import orjson
 import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
+from stadspuls.mqtt_publish import PublishFailed, connect, new_client, publish_and_wait
 from storage.feed_store import roadwork_revisions
 from storage.roadwork_store import load_roadworks
 
@@ -64,32 +61,19 @@ def feed_topic(tenant: str, feed: str, prefix: str = TOPIC_PREFIX) -> str:
 
 @contextmanager
 def _broker(mqtt_url: str, timeout: float) -> Iterator[mqtt.Client]:
-    """A connected client of the broker at `mqtt[s]://[user:password@]host[:port]`."""
+    """A connected client of the broker at `mqtt[s]://[user:password@]host[:port]`; a publish
+    the broker does not take, inside the block or while connecting, is a FeedPushFailed."""
     parts = urlsplit(mqtt_url)
     tls = parts.scheme in ("mqtts", "ssl")
     host, port = parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883)
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"stadspuls-feeds-{uuid.uuid4().hex[:12]}",
-        protocol=mqtt.MQTTv5,
-    )
-    if parts.username:
-        password = unquote(parts.password) if parts.password else None
-        client.username_pw_set(unquote(parts.username), password)
-    if tls:
-        client.tls_set()
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    client = new_client("stadspuls-feeds", username, password, tls)
     try:
-        client.connect(host, port, keepalive=30)
-    except OSError as error:
-        raise FeedPushFailed(f"MQTT broker {host}:{port}: {error}") from error
-    client.loop_start()
-    try:
-        deadline = time.monotonic() + timeout
-        while not client.is_connected():
-            if time.monotonic() > deadline:
-                raise FeedPushFailed(f"MQTT broker {host}:{port} did not accept us")
-            time.sleep(0.01)
+        connect(client, host, port, timeout)
         yield client
+    except PublishFailed as failure:
+        raise FeedPushFailed(str(failure)) from failure
     finally:
         client.disconnect()
         client.loop_stop()
@@ -104,16 +88,7 @@ def _publish(
         )
     properties = Properties(PacketTypes.PUBLISH)
     properties.ContentType = media_type
-    info = client.publish(topic, payload, qos=1, retain=True, properties=properties)
-    try:
-        info.wait_for_publish(timeout)
-    except (RuntimeError, ValueError) as error:
-        raise FeedPushFailed(f"MQTT publish to {topic} failed: {error}") from error
-    if not info.is_published():
-        raise FeedPushFailed(f"no PUBACK for {topic} within {timeout} s")
-    reason = getattr(info, "reason_code", None)
-    if isinstance(reason, ReasonCode) and reason.is_failure:
-        raise FeedPushFailed(f"the broker refused the publish to {topic}: {reason}")
+    publish_and_wait(client, topic, payload, timeout, retain=True, properties=properties)
 
 
 class FeedPublisher:
