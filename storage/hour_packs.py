@@ -22,15 +22,8 @@ import numpy as np
 import psycopg
 from psycopg import AsyncConnection, sql
 
-from storage.rollup_table import (
-    ALL_FLOATS,
-    EMPTY,
-    FLOAT_COLUMNS,
-    RollupTable,
-    number_series,
-    sorted_table,
-)
-from storage.temporal_arrays import fetch_arrays, selection
+from storage.rollup_table import ALL_FLOATS, EMPTY, FLOAT_COLUMNS, RollupTable, number_series
+from storage.temporal_arrays import LARGE_READ, fetch_arrays, work_mem_for
 from storage.temporal_days import merge_ranges
 
 DAY = timedelta(days=1)
@@ -75,16 +68,18 @@ _SOURCES = {
     "highest": "value_maxs",
 }
 #: One answer row, as storage/rollup_reads.py _KEYED_TABLE but a row per series and day:
-#: the entity's position (hash join with the request's list), the attribute's, the
-#: datasetId where not the default, the day, and the slots as rows x 24 arrays.
+#: the entity's position (a hash join with the request's list, which also selects the
+#: entities: the list is sent once), the attribute's, the datasetId where not the default,
+#: the day, and the slots as rows x 24 arrays.
 _PACKED_TABLE = """
 WITH entities AS (
-  SELECT entity_id, position FROM unnest(%b::text[]) WITH ORDINALITY AS e(entity_id, position))
-SELECT array_agg(entities.position), array_agg(array_position(%b::text[], attribute)::int8),
+  SELECT entity_id, position
+  FROM unnest(%(entities)b::text[]) WITH ORDINALITY AS e(entity_id, position))
+SELECT array_agg(entities.position), array_agg(array_position(%(attributes)b, attribute)::int8),
        array_agg(dataset_id <> ''), array_agg(dataset_id) FILTER (WHERE dataset_id <> ''),
        array_agg(day), array_agg(observation_counts), array_agg(value_counts), {floats}
 FROM observation_hour_packs JOIN entities USING (entity_id)
-WHERE {where}
+WHERE tenant = %(tenant)s AND attribute = ANY(%(attributes)b) {window}
 """
 
 
@@ -116,38 +111,56 @@ async def fetch_packed_table(
     start: datetime | None,
     end: datetime | None,
     floats: frozenset[str] = ALL_FLOATS,
-    work_mem: str | None = None,
 ) -> RollupTable:
     """The hourly rollups with start <= bucket < end of the named series, from their packs,
     as storage/rollup_reads.py reads them from `observation_rollups`."""
     entity_ids = list(dict.fromkeys(entity_ids))
     attributes = list(dict.fromkeys(attributes))
-    where, params = selection(
-        tenant, entity_ids, attributes, floor_day(start) if start else None, end, "day"
-    )
+    params: dict[str, Any] = {"tenant": tenant, "entities": entity_ids, "attributes": attributes}
+    window = []
+    if start is not None:
+        window.append(sql.SQL("AND day >= %(first_day)s"))
+        params["first_day"] = floor_day(start)
+    if end is not None:
+        window.append(sql.SQL("AND day < %(end)s"))
+        params["end"] = end
     arrays = sql.SQL(", ").join(
         sql.SQL("array_agg({})").format(sql.Identifier(_SOURCES[name]))
         if name in floats
         else sql.SQL("NULL::float8[]")
         for name in FLOAT_COLUMNS
     )
-    query = sql.SQL(_PACKED_TABLE).format(floats=arrays, where=where)
-    rows = await fetch_arrays(conn, query, [entity_ids, attributes, *params], work_mem=work_mem)
+    query = sql.SQL(_PACKED_TABLE).format(floats=arrays, window=sql.SQL(" ").join(window))
+    # As large as the hours it unpacks: fetch_arrays then also keeps the planner from a merge
+    # join, which sorted 2,000 packs by their ids (15 ms against 8 ms with a hash, measured).
+    unpacked = len(entity_ids) * len(attributes) * _days_between(start, end) * 24
+    rows = await fetch_arrays(conn, query, params, work_mem=work_mem_for(unpacked))
     entity_at, attribute_at, has_dataset, datasets, days, counts, *columns = rows[0]
     if entity_at is None:
         return EMPTY
+    keys, row_series = number_series(
+        entity_ids, attributes, entity_at, attribute_at, has_dataset, datasets
+    )
+    # Packs in (series, day) order: their hours, row by row, are then in the table's order.
+    order = np.lexsort((days, row_series))
+    row_series, days, counts = row_series[order], days[order], counts[order]
     hours = days[:, np.newaxis] + _SLOTS
     inside = counts > 0
     if start is not None:
         inside &= hours >= np.datetime64(start.astimezone(UTC).replace(tzinfo=None), "us")
     if end is not None:
         inside &= hours < np.datetime64(end.astimezone(UTC).replace(tzinfo=None), "us")
-    keys, row_series = number_series(
-        entity_ids, attributes, entity_at, attribute_at, has_dataset, datasets
-    )
     pack_rows, _ = np.nonzero(inside)
     # Only the series with an hour in the window, numbered again (still in key order).
     used, series = np.unique(row_series[pack_rows], return_inverse=True)
     cells = [hours[inside], counts[inside]]
-    cells += [None if column is None else column[inside] for column in columns]
-    return sorted_table([keys[i] for i in used.tolist()], series, cells)
+    no_floats = np.zeros(len(pack_rows))
+    cells += [no_floats if column is None else column[order][inside] for column in columns]
+    return RollupTable([keys[i] for i in used.tolist()], series, *cells)
+
+
+def _days_between(start: datetime | None, end: datetime | None) -> int:
+    """How many UTC days of packs a window touches (open windows: many)."""
+    if start is None or end is None:
+        return LARGE_READ
+    return (floor_day(end) - floor_day(start)).days + 1

@@ -20,13 +20,11 @@ from storage.rollup_table import (
     number_series,
     sorted_table,
 )
-from storage.temporal_arrays import fetch_arrays, selection
+from storage.temporal_arrays import LARGE_READ, fetch_arrays, selection, work_mem_for
 from storage.temporal_series import RollupSeries, SeriesKey
 
 _ROLLUP_TABLES = {"postgres": "observation_rollups", "timescaledb": "observations_hourly"}
 _DAILY_TABLES = {"postgres": "observation_daily_rollups", "timescaledb": "observations_daily"}
-#: Reads of about this many rows or more sort with more memory than the default 4 MB.
-LARGE_READ = 10_000
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 
 #: A half-open time range; None for an open bound.
@@ -138,12 +136,10 @@ async def fetch_tiers(
     buckets = sum(_span(start, end, HOUR) for start, end in hours) + sum(
         _span(start, end, DAY) for start, end in days
     )
-    work_mem = _work_mem(len(entity_ids) * len(attributes or "a") * buckets)
     if backend_name == "postgres" and attributes is not None and len(hours) == 1 and not days:
         ((start, end),) = hours
-        return await fetch_packed_table(
-            conn, tenant, entity_ids, attributes, start, end, floats, work_mem
-        )
+        return await fetch_packed_table(conn, tenant, entity_ids, attributes, start, end, floats)
+    work_mem = work_mem_for(len(entity_ids) * len(attributes or "a") * buckets)
     parts: list[sql.Composable] = []
     params: list[Any] = []
     # Columns no method needs stay NULL: fewer bytes through the statement's every step.
@@ -188,14 +184,9 @@ async def fetch_binned_table(
     size = len(entity_ids) * len(attributes or "a") * _span(start, end, stride)
     selected = _Selected(entity_ids, attributes)
     table, _ = await _summary_table(
-        conn, binned, [stride, start, *params], selected, _work_mem(size), floats
+        conn, binned, [stride, start, *params], selected, work_mem_for(size), floats
     )
     return table
-
-
-def _work_mem(rows: int) -> str | None:
-    """More memory to sort and hash with for a read of about `rows` rows, if many."""
-    return "32MB" if rows >= LARGE_READ else None
 
 
 def _span(start: datetime | None, end: datetime | None, step: timedelta) -> int:

@@ -81,6 +81,16 @@ _ARRAY_LOADERS: dict[str, type[Loader]] = {
 }
 
 
+#: Reads of about this many rows or more sort and hash with more memory than the default 4 MB.
+LARGE_READ = 10_000
+
+
+def work_mem_for(rows: int) -> str | None:
+    """The `work_mem` of fetch_arrays for a read of about `rows` rows: 32 MB when large;
+    None (the default, and no transaction around the read) otherwise."""
+    return "32MB" if rows >= LARGE_READ else None
+
+
 async def fetch_arrays(
     conn: AsyncConnection[Any],
     query: sql.Composed,
