@@ -4,8 +4,9 @@ Run: `python -m bench.temporal` (or `make bench-temporal`). Loads 1,000 traffic 
 days at 5-minute resolution (8,640,000 readings) plus one road segment with a year of
 15-minute data (intensity and speed, 70,080 readings) into a scratch database on the local
 PostgreSQL by binary COPY, in time order as ingest writes them; builds the hourly and daily
-rollups with storage.rollups.refresh_rollups (timed: the rollup build cost); starts `stadspuls api`
-as a child process and measures, with sequential requests (latency, not throughput):
+rollups and the hour packs with storage.rollup_refresh.refresh_rollups (timed: the rollup
+build cost); starts `stadspuls api` as a child process and measures, with sequential
+requests (latency, not throughput):
 
   (a) one sensor, one year, daily avg/min/max (P1D, Europe/Brussels days; daily rollups)
   (b) 1,000 sensors, one day, hourly avg (PT1H; rollups)
@@ -55,7 +56,8 @@ from storage.entities import STAGING_TABLE as ENTITY_STAGING
 from storage.entities import write_entities
 from storage.partitions import MonthlyPartitions, partition_name
 from storage.records import EntityFragment
-from storage.rollups import record_pending, refresh_rollups
+from storage.rollup_refresh import refresh_rollups
+from storage.rollups import record_pending
 from storage.writer import _OBSERVATION_COLUMNS
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from storage.records import Batch, DeviceActivity
-from storage.rollups import refresh_rollups
+from storage.rollup_refresh import refresh_rollups
 from storage.writer import BatchWriter
 
 from .message import RawMessage

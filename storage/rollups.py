@@ -2,9 +2,9 @@
 must read raw.
 
 Every transaction that changes `observations` records the time ranges it touched, per
-tenant, in `rollup_pending` (`record_pending`). `refresh_rollups` recomputes the hours of
-those ranges from the raw rows and removes them: on plain PostgreSQL into
-`observation_rollups` (DELETE + INSERT ... SELECT ... GROUP BY per merged range), on
+tenant, in `rollup_pending` (`record_pending`). `refresh_rollups` (storage/rollup_refresh.py)
+recomputes the hours of those ranges from the raw rows and removes them: on plain PostgreSQL
+into `observation_rollups` (DELETE + INSERT ... SELECT ... GROUP BY per merged range), on
 TimescaleDB by refreshing the continuous aggregate `observations_hourly` over late ranges.
 Recomputing from the raw rows makes it idempotent: redelivered and late readings are counted
 exactly once. Readers use a rollup hour only when no pending range of its tenant overlaps
@@ -37,14 +37,9 @@ from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
-from psycopg.pq import TransactionStatus
 
-from storage.hour_packs import repack_days
 from storage.temporal_days import (
-    daily_zone_for_share,
     merge_ranges,
-    recompute_days,
-    refresh_daily_aggregate,
 )
 
 HOUR = timedelta(hours=1)
@@ -55,11 +50,10 @@ TenantRange = tuple[str, datetime, datetime]
 #: (from, to): a half-open time range.
 TimeRange = tuple[datetime, datetime]
 
-#: Advisory lock classes (two-int4 keys, a space apart from the one-int8 schema lock):
-#: per tenant (key 2: hashtext(tenant)) around changes to its rows of observation_rollups,
-#: and one session lock for the refresher on TimescaleDB.
+#: Advisory lock class (two-int4 keys, a space apart from the one-int8 schema lock): per
+#: tenant (key 2: hashtext(tenant)) around changes to its rows of observation_rollups.
 TENANT_LOCK_CLASS = 0x726F6C6C  # "roll"
-_CAGG_LOCK_CLASS = 0x63616767  # "cagg"
+
 
 #: A batch whose readings of one tenant span more than this is recorded as the runs of hours
 #: it really touches (one device with a wrong clock must not make the refresh recompute
@@ -73,60 +67,16 @@ _INSERT_PENDING = """
 INSERT INTO rollup_pending (tenant, from_ts, to_ts)
 SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[])
 """
-_INSERT_REMAINDER = """
-INSERT INTO rollup_pending (tenant, from_ts, to_ts, recorded_at)
-SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[])
-"""
-_CLAIM = """
-SELECT id, tenant, from_ts, to_ts, recorded_at, now() FROM rollup_pending
-ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
-"""
-_READ = """
-SELECT id, tenant, from_ts, to_ts, recorded_at, now() FROM rollup_pending ORDER BY id LIMIT %s
-"""
-_DELETE_PENDING = "DELETE FROM rollup_pending WHERE id = ANY(%s)"
 _OVERLAPS = """
 SELECT from_ts, to_ts FROM rollup_pending
 WHERE tenant = %s AND to_ts > %s AND from_ts < %s
 """
-_TRY_LOCK_TENANT = "SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))"
 LOCK_TENANT = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
-_KIND = """
-SELECT to_regclass('observation_rollups') IS NOT NULL,
-       to_regclass('observations_hourly') IS NOT NULL
-"""
 _STATE = """
 SELECT (SELECT zone FROM daily_rollup_zone), pending.from_ts, pending.to_ts
 FROM (SELECT 1) AS one LEFT JOIN rollup_pending AS pending
   ON pending.tenant = %s AND pending.to_ts > %s AND pending.from_ts < %s
 """
-_DELETE_ROLLUPS = """
-DELETE FROM observation_rollups WHERE tenant = %(tenant)s AND bucket >= %(from)s AND bucket < %(to)s
-"""
-# date_bin with a UTC origin: hours in UTC whatever the session's TimeZone, as time_bucket.
-_RECOMPUTE = """
-INSERT INTO observation_rollups (tenant, entity_id, entity_type, attribute, dataset_id, bucket,
-    observation_count, value_count, value_sum, value_min, value_max, value_sum_squares)
-SELECT tenant, entity_id, min(entity_type), attribute, dataset_id,
-       date_bin('1 hour', observed_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
-       count(*), count(value_num), sum(value_num), min(value_num), max(value_num),
-       sum(value_num * value_num)
-FROM observations
-WHERE tenant = %(tenant)s AND observed_at >= %(from)s AND observed_at < %(to)s
-GROUP BY tenant, entity_id, attribute, dataset_id, bucket
-"""
-# The recompute reads every row of whole hours of a tenant: in physical order (bitmap scans)
-# into a hash aggregate. The planner's estimates for the newest hours are stale (autoanalyze
-# lags behind ingest) and make it pick an index scan and an on-disk sort instead: 4x slower,
-# measured on 1.6M rows. An hour of a busy tenant is thousands of groups: the default 4 MB
-# of work_mem spills the hash aggregate to disk (2x slower).
-_RECOMPUTE_SETTINGS = """
-SELECT set_config('work_mem', '64MB', true), set_config('enable_sort', 'off', true),
-       set_config('enable_indexscan', 'off', true)
-"""
-_REFRESH_CAGG = (
-    "CALL refresh_continuous_aggregate('observations_hourly', %s::timestamptz, %s::timestamptz)"
-)
 
 
 def floor_hour(moment: datetime) -> datetime:
@@ -177,7 +127,8 @@ def clip_ranges(
     return clipped
 
 
-def _columns(ranges: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+def as_columns(ranges: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows as one list per column (the parameters of an INSERT ... SELECT FROM unnest)."""
     return [list(column) for column in zip(*ranges, strict=True)]
 
 
@@ -185,14 +136,14 @@ def record_pending(cursor: psycopg.Cursor[Any], ranges: Iterable[TenantRange]) -
     """Record changed ranges, inside the transaction that changed the observations."""
     ranges = list(ranges)
     if ranges:
-        cursor.execute(_INSERT_PENDING, _columns(ranges))
+        cursor.execute(_INSERT_PENDING, as_columns(ranges))
 
 
 async def record_pending_async(conn: AsyncConnection[Any], ranges: Iterable[TenantRange]) -> None:
     """`record_pending` on an async connection (temporal API writes)."""
     ranges = list(ranges)
     if ranges:
-        await conn.execute(_INSERT_PENDING, _columns(ranges))
+        await conn.execute(_INSERT_PENDING, as_columns(ranges))
 
 
 async def lock_tenant_rollups_async(conn: AsyncConnection[Any], tenant: str) -> None:
@@ -306,127 +257,3 @@ def plan_refresh(
         if start + share < end:
             plan.remainder.append((start + share, end, quiet_at))
     return plan
-
-
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    id: int
-    tenant: str
-    start: datetime
-    end: datetime
-    recorded_at: datetime
-
-
-def _by_tenant(rows: Sequence[tuple[Any, ...]]) -> dict[str, list[_Pending]]:
-    groups: dict[str, list[_Pending]] = defaultdict(list)
-    for row in rows:
-        groups[row[1]].append(_Pending(*row[:5]))
-    return dict(sorted(groups.items()))
-
-
-def _stamped(pending: Sequence[_Pending]) -> list[tuple[datetime, datetime, datetime]]:
-    return [(p.start, p.end, p.recorded_at) for p in pending]
-
-
-def refresh_rollups(
-    conn: psycopg.Connection[Any],
-    *,
-    limit: int = 1000,
-    settle: timedelta = timedelta(seconds=30),
-    max_hours: int = 24,
-) -> int:
-    """Recompute the quiet hours of up to `limit` pending ranges and commit; the ranges taken.
-
-    Needs an idle connection of its own. Safe to run in several workers at once: pending
-    rows are claimed with SKIP LOCKED, and a tenant another worker is refreshing is skipped.
-    """
-    if conn.info.transaction_status != TransactionStatus.IDLE:
-        raise RuntimeError("refresh_rollups needs a connection outside any transaction")
-    with conn.transaction():
-        row = conn.execute(_KIND).fetchone()
-        has_table, has_cagg = row if row else (False, False)
-        if has_table:
-            return _refresh_table(conn, limit, settle, max_hours)
-    if has_cagg:
-        return _refresh_continuous_aggregate(conn, limit, settle, max_hours)
-    raise RuntimeError("neither observation_rollups nor observations_hourly exists: migrate")
-
-
-def _refresh_table(
-    conn: psycopg.Connection[Any],
-    limit: int,
-    settle: timedelta,
-    max_hours: int,
-) -> int:
-    """Plain PostgreSQL, inside the caller's transaction: recompute into observation_rollups."""
-    rows = conn.execute(_CLAIM, [limit]).fetchall()
-    if not rows:
-        return 0
-    conn.execute(_RECOMPUTE_SETTINGS)
-    zone = daily_zone_for_share(conn)
-    quiet_before = rows[0][5] - settle
-    taken: list[int] = []
-    remainder: list[tuple[str, datetime, datetime, datetime]] = []
-    for tenant, pending in _by_tenant(rows).items():
-        locked = conn.execute(_TRY_LOCK_TENANT, (TENANT_LOCK_CLASS, tenant)).fetchone()
-        if not (locked and locked[0]):
-            continue  # another worker recomputes this tenant now; its rows stay for later
-        plan = plan_refresh(_stamped(pending), quiet_before, max_hours)
-        for start, end in plan.recompute:
-            bounds = {"tenant": tenant, "from": start, "to": end}
-            conn.execute(_DELETE_ROLLUPS, bounds)
-            conn.execute(_RECOMPUTE, bounds)
-        recompute_days(conn, tenant, zone, plan.recompute)
-        repack_days(conn, tenant, plan.recompute)
-        taken.extend(p.id for p in pending)
-        remainder.extend((tenant, *kept) for kept in plan.remainder)
-    if taken:
-        conn.execute(_DELETE_PENDING, [taken])
-    if remainder:
-        conn.execute(_INSERT_REMAINDER, _columns(remainder))
-    return len(taken)
-
-
-def _refresh_continuous_aggregate(
-    conn: psycopg.Connection[Any], limit: int, settle: timedelta, max_hours: int
-) -> int:
-    """TimescaleDB: refresh observations_hourly over late quiet hours (outside a transaction)."""
-    autocommit = conn.autocommit
-    conn.autocommit = True
-    try:
-        locked = conn.execute("SELECT pg_try_advisory_lock(%s, 0)", [_CAGG_LOCK_CLASS]).fetchone()
-        if not (locked and locked[0]):
-            return 0  # another worker is refreshing
-        try:
-            return _refresh_claimed_cagg(conn, limit, settle, max_hours)
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s, 0)", [_CAGG_LOCK_CLASS])
-    finally:
-        conn.autocommit = autocommit
-
-
-def _refresh_claimed_cagg(
-    conn: psycopg.Connection[Any], limit: int, settle: timedelta, max_hours: int
-) -> int:
-    rows = conn.execute(_READ, [limit]).fetchall()
-    if not rows:
-        return 0
-    now = rows[0][5]
-    # The refresh policy (0002) materializes up to an hour ago: later hours are answered by
-    # real-time aggregation from the raw rows, and need nothing.
-    realtime_from = floor_hour(now - HOUR)
-    windows: list[TimeRange] = []
-    remainder: list[tuple[str, datetime, datetime, datetime]] = []
-    pending = _by_tenant(rows)
-    for tenant, ranges in pending.items():
-        plan = plan_refresh(_stamped(ranges), now - settle, max_hours, realtime_from)
-        windows.extend(plan.recompute)
-        remainder.extend((tenant, *kept) for kept in plan.remainder)
-    for start, end in merge_ranges(windows):
-        conn.execute(_REFRESH_CAGG, (start, end))
-    refresh_daily_aggregate(conn, merge_ranges(windows), realtime_from)
-    with conn.transaction():
-        conn.execute(_DELETE_PENDING, [[p.id for group in pending.values() for p in group]])
-        if remainder:
-            conn.execute(_INSERT_REMAINDER, _columns(remainder))
-    return len(rows)

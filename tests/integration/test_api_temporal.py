@@ -20,7 +20,7 @@ from stadspuls.api import create_app
 from storage.backend import detect_backend
 from storage.database import connect
 from storage.records import Batch
-from storage.rollups import refresh_rollups
+from storage.rollup_refresh import refresh_rollups
 from storage.writer import BatchWriter
 from tests.support.api import api_settings
 

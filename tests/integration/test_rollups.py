@@ -21,13 +21,13 @@ from stadspuls.simulator import message_stream
 from storage.backend import Backend
 from storage.database import connect
 from storage.records import Batch, ObservationRow
+from storage.rollup_refresh import refresh_rollups
 from storage.rollups import (
     HOUR,
     MICROSECOND,
     pending_overlaps,
     plan_refresh,
     record_pending,
-    refresh_rollups,
     tenant_ranges,
 )
 from storage.temporal_days import configure_daily_rollups

@@ -16,7 +16,8 @@ from storage.backend import Backend
 from storage.database import connect
 from storage.records import ObservationRow
 from storage.rollup_reads import fetch_rollup_table, fetch_rollups, fetch_tiers
-from storage.rollups import MICROSECOND, refresh_rollups
+from storage.rollup_refresh import refresh_rollups
+from storage.rollups import MICROSECOND
 from storage.temporal_reads import _fetch_raw_whole, fetch_last_n, fetch_raw
 from storage.temporal_series import Series, instance_id, instance_ids, parse_instance_id
 from storage.temporal_writes import (
