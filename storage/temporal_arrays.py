@@ -7,7 +7,6 @@ datetime64[us] in UTC; windows are half-open `[start, end)`, None meaning open.
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Sequence
 from datetime import datetime
@@ -28,21 +27,19 @@ _POSTGRES_EPOCH_US = 946_684_800_000_000
 
 
 def _array_items(data: Buffer, item: str) -> np.ndarray:
-    """The elements of a binary one- or two-dimensional PostgreSQL array without NULLs (two
-    dimensions: an `array_agg` of equal-length arrays, as rows x columns)."""
+    """The elements of a binary one-dimensional PostgreSQL array without NULLs."""
     view = memoryview(data)
     dimensions, has_nulls, _ = struct.unpack_from(">iiI", view)
     if dimensions == 0:
         return np.empty(0, dtype=item).astype(np.dtype(item).newbyteorder("="))
-    if dimensions > 2 or has_nulls:
-        raise ValueError("expected a one- or two-dimensional array without NULLs")
-    # Per dimension: its length and its lower bound.
-    shape = struct.unpack_from(f">{2 * dimensions}i", view, 12)[::2]
+    if dimensions != 1 or has_nulls:
+        raise ValueError("expected a one-dimensional array without NULLs")
+    (length,) = struct.unpack_from(">i", view, 12)
     layout = np.dtype([("size", ">i4"), ("value", item)])
-    items = np.frombuffer(view, dtype=layout, count=math.prod(shape), offset=12 + 8 * dimensions)
+    items = np.frombuffer(view, dtype=layout, count=length, offset=20)
     if (items["size"] != np.dtype(item).itemsize).any():
         raise ValueError("unexpected element size in a binary array")
-    return items["value"].astype(np.dtype(item).newbyteorder("=")).reshape(shape)
+    return items["value"].astype(np.dtype(item).newbyteorder("="))
 
 
 class _Float8ArrayLoader(Loader):
