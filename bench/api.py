@@ -40,6 +40,7 @@ import psutil
 import psycopg
 from psycopg.types.json import set_json_loads
 
+from bench.cpu import busy_seconds
 from ngsi.context import ContextResolver
 from ngsi.query import EntityQuery
 from stadspuls.embedded import free_port
@@ -221,7 +222,7 @@ class CpuMeter:
     def __init__(self, server_pid: int | None) -> None:
         self.server_pid = server_pid
         self.start = self._sample()
-        self.busy = _busy_seconds()
+        self.busy = busy_seconds()
         self.began = time.monotonic()
 
     def _sample(self) -> dict[int, tuple[str, float]]:
@@ -257,15 +258,8 @@ class CpuMeter:
             before = self.start.get(pid)
             totals[kind] += used - (before[1] if before and before[0] == kind else 0.0)
         # Everything busy on the machine: what the others leave out is someone else's load.
-        totals["machine"] = _busy_seconds() - self.busy
+        totals["machine"] = busy_seconds() - self.busy
         return {kind: round(used / seconds, 2) for kind, used in totals.items()}
-
-
-def _busy_seconds() -> float:
-    """CPU seconds the whole machine has been busy (all cores)."""
-    times = psutil.cpu_times()
-    busy = ("user", "nice", "system", "irq", "softirq", "steal")
-    return float(sum(getattr(times, name, 0.0) for name in busy))
 
 
 def wrk(base: str, paths: list[str], headers: dict[str, str], seconds: float, clients: int) -> dict:

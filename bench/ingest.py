@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from bench.cpu import busy_seconds
 from bench.loadgen import LoadGenerator
 from stadspuls.embedded import running_mosquitto
 from stadspuls.settings import Settings
@@ -178,7 +179,7 @@ def _watch(processes: list[subprocess.Popen], database: str):
     seconds of each component (the last sample of every process that was seen)."""
     peak = [0]
     cpu: dict[int, tuple[str, float]] = {}
-    busy = _busy_seconds()
+    busy = busy_seconds()
 
     def sample() -> None:
         handles = [psutil.Process(p.pid) for p in processes]
@@ -213,17 +214,10 @@ def _watch(processes: list[subprocess.Popen], database: str):
         seconds = dict.fromkeys(COMPONENTS, 0.0)
         for pid, (kind, used) in cpu.items():
             seconds[kind] += used - before.get(pid, 0.0)
-        seconds["machine"] = _busy_seconds() - busy
+        seconds["machine"] = busy_seconds() - busy
         return peak[0], seconds
 
     return finish
-
-
-def _busy_seconds() -> float:
-    """CPU seconds the whole machine has been busy (every core, since boot)."""
-    times = psutil.cpu_times()
-    busy = ("user", "nice", "system", "irq", "softirq", "steal")
-    return float(sum(getattr(times, name, 0.0) for name in busy))
 
 
 def _publish(port: int, messages: list[tuple[str, bytes]], rate: float | None = None):

@@ -46,6 +46,7 @@ import psycopg
 from psycopg import sql
 
 from bench.api import running_api
+from bench.cpu import busy_seconds
 from ngsi.aggregate import period_edges
 from ngsi.temporal_params import parse_duration
 from ngsi.vocabulary import IngestVocabulary
@@ -469,7 +470,7 @@ class CpuMeter:
     def __init__(self, server_pid: int | None, database: str) -> None:
         self.server_pid, self.database = server_pid, database
         self.start = self._sample()
-        self.busy = _busy_seconds()
+        self.busy = busy_seconds()
         self.began = time.monotonic()
 
     def _sample(self) -> dict[int, tuple[str, float]]:
@@ -502,16 +503,10 @@ class CpuMeter:
         for pid, (kind, used) in self._sample().items():
             before = self.start.get(pid)
             totals[kind] += used - (before[1] if before and before[0] == kind else 0.0)
-        machine = _busy_seconds() - self.busy
+        machine = busy_seconds() - self.busy
         totals["everything_else"] = max(0.0, machine - sum(totals.values()))
         totals["machine"] = machine
         return {kind: round(used / seconds, 2) for kind, used in totals.items()}
-
-
-def _busy_seconds() -> float:
-    times = psutil.cpu_times()
-    busy = ("user", "nice", "system", "irq", "softirq", "steal")
-    return float(sum(getattr(times, name, 0.0) for name in busy))
 
 
 def _stats(seconds: list[float]) -> dict[str, Any]:

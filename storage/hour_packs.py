@@ -26,14 +26,11 @@ from psycopg import AsyncConnection, sql
 
 from storage.rollup_table import ALL_FLOATS, EMPTY, FLOAT_COLUMNS, RollupTable, number_series
 from storage.temporal_arrays import LARGE_READ, fetch_arrays, work_mem_for
-from storage.temporal_days import merge_ranges
+from storage.temporal_days import TimeRange, merge_ranges
 
 DAY = timedelta(days=1)
 #: The hours of a pack, as offsets from its day.
 _SLOTS = np.arange(24) * np.timedelta64(3_600_000_000, "us")
-
-#: (from, to): a half-open time range.
-TimeRange = tuple[datetime, datetime]
 
 _DELETE_PACKS = """
 DELETE FROM observation_hour_packs

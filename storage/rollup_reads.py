@@ -4,7 +4,6 @@ aggregations (docs/temporal.md, "Choosing the path"): many series in one flat ta
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -133,12 +132,12 @@ async def fetch_tiers(
     of `zone`, so the days would be other days than the caller's. Named attributes of one
     range of hours on plain PostgreSQL are read from their hour packs (storage/hour_packs.py).
     """
-    buckets = sum(_span(start, end, HOUR) for start, end in hours) + sum(
-        _span(start, end, DAY) for start, end in days
-    )
     if backend_name == "postgres" and attributes is not None and len(hours) == 1 and not days:
         ((start, end),) = hours
         return await fetch_packed_table(conn, tenant, entity_ids, attributes, start, end, floats)
+    buckets = sum(_span(start, end, HOUR) for start, end in hours) + sum(
+        _span(start, end, DAY) for start, end in days
+    )
     work_mem = work_mem_for(len(entity_ids) * len(attributes or "a") * buckets)
     parts: list[sql.Composable] = []
     params: list[Any] = []
@@ -160,8 +159,9 @@ async def fetch_tiers(
         raise ValueError("a rollup read needs at least one time range")
     rows = sql.SQL(" UNION ALL ").join(parts)
     summaries = sql.SQL(_ROLLUP_HOURS[backend_name]).format(rows=rows)
-    selected = _Selected(entity_ids, attributes)
-    table, stored_zone = await _summary_table(conn, summaries, params, selected, work_mem, floats)
+    table, stored_zone = await _summary_table(
+        conn, summaries, params, entity_ids, attributes, work_mem, floats
+    )
     if days and stored_zone != zone:
         return None
     return table
@@ -182,9 +182,8 @@ async def fetch_binned_table(
     where, params = selection(tenant, entity_ids, attributes, start, end, "observed_at")
     binned = sql.SQL(_BINNED).format(where=where)
     size = len(entity_ids) * len(attributes or "a") * _span(start, end, stride)
-    selected = _Selected(entity_ids, attributes)
     table, _ = await _summary_table(
-        conn, binned, [stride, start, *params], selected, work_mem_for(size), floats
+        conn, binned, [stride, start, *params], entity_ids, attributes, work_mem_for(size), floats
     )
     return table
 
@@ -196,31 +195,25 @@ def _span(start: datetime | None, end: datetime | None, step: timedelta) -> int:
     return max(int((end - start) / step), 1)
 
 
-@dataclass(frozen=True, slots=True)
-class _Selected:
-    """The series a summary read selects: the entities and the attributes (None for all)."""
-
-    entity_ids: Sequence[str]
-    attributes: Sequence[str] | None
-
-
 async def _summary_table(
     conn: AsyncConnection[Any],
     summaries: sql.Composable,
     params: list[Any],
-    selected: _Selected,
+    entity_ids: Sequence[str],
+    attributes: Sequence[str] | None,
     work_mem: str | None,
     floats: frozenset[str] = ALL_FLOATS,
 ) -> tuple[RollupTable, str | None]:
-    """The summaries as a table, and the zone of the daily rollups; float columns not in
-    `floats` are zeros; `work_mem` for large reads (storage/temporal_arrays.py)."""
+    """The summaries of the selected series (`attributes` None: all) as a table, and the
+    zone of the daily rollups; float columns not in `floats` are zeros; `work_mem` for large
+    reads (storage/temporal_arrays.py)."""
     arrays = sql.SQL(", ").join(
         sql.SQL("array_agg(coalesce({}, 'NaN'))").format(sql.Identifier(name))
         if name in floats
         else sql.SQL("NULL::float8[]")
         for name in FLOAT_COLUMNS
     )
-    if selected.attributes is None:
+    if attributes is None:
         query = sql.SQL(_ROLLUP_TABLE).format(hours=summaries, floats=arrays)
         rows = await fetch_arrays(conn, query, params, work_mem=work_mem)
         entities, names, datasets, series, *columns, zone = rows[0]
@@ -228,8 +221,8 @@ async def _summary_table(
             return EMPTY, zone
         keys = list(zip(entities, names, datasets, strict=True))
         return sorted_table(keys, series, columns), zone
-    attributes = list(dict.fromkeys(selected.attributes))
-    entity_ids = list(dict.fromkeys(selected.entity_ids))
+    attributes = list(dict.fromkeys(attributes))
+    entity_ids = list(dict.fromkeys(entity_ids))
     query = sql.SQL(_KEYED_TABLE).format(hours=summaries, floats=arrays)
     rows = await fetch_arrays(conn, query, [entity_ids, attributes, *params], work_mem=work_mem)
     entity_at, attribute_at, has_dataset, datasets, *columns, zone = rows[0]
